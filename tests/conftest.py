@@ -1,0 +1,17 @@
+"""Test-suite wide configuration: markers follow the directory a test lives in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+_MARKER_BY_DIRECTORY = {"unit": "unit", "integration": "integration", "browser": "browser"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for part in Path(str(item.fspath)).parts:
+            marker = _MARKER_BY_DIRECTORY.get(part)
+            if marker:
+                item.add_marker(getattr(pytest.mark, marker))

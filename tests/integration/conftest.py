@@ -1,0 +1,83 @@
+"""Fixtures for tests against the real local control plane.
+
+One control plane per test session (etcd on tmpfs, ``--unsafe-no-fsync``), one namespace per
+test. If the control plane cannot start, every integration test errors: nothing is skipped.
+Set ``DURABLE_SEARCH_TEST_KUBECONFIG`` to run against an already running control plane instead
+(for quick iteration with ``make cluster-up``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+from durable_search.cluster.controlplane import ControlPlane
+
+
+@pytest.fixture(scope="session")
+def kubeconfig(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    existing = os.environ.get("DURABLE_SEARCH_TEST_KUBECONFIG")
+    if existing:
+        yield Path(existing)
+        return
+    state_dir = tmp_path_factory.mktemp("control-plane")
+    plane = ControlPlane(state_dir, state_dir / "kubeconfig", fast_storage=True)
+    plane.start()
+    try:
+        yield plane.kubeconfig
+    finally:
+        plane.stop()
+
+
+@pytest.fixture(scope="session")
+def api_client(kubeconfig: Path) -> Iterator[client.ApiClient]:
+    api = config.new_client_from_config(config_file=str(kubeconfig))
+    try:
+        yield api
+    finally:
+        api.close()
+
+
+@pytest.fixture
+def namespace(api_client: client.ApiClient) -> Iterator[str]:
+    name = f"t-{uuid.uuid4().hex[:10]}"
+    core = client.CoreV1Api(api_client)
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    try:
+        yield name
+    finally:
+        core.delete_namespace(name)
+
+
+class Kubectl:
+    """Runs the installed ``kubectl`` against the test control plane."""
+
+    def __init__(self, kubeconfig: Path) -> None:
+        self.kubeconfig = kubeconfig
+
+    def run(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["kubectl", f"--kubeconfig={self.kubeconfig}", *args],
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def __call__(self, *args: str, input: str | None = None) -> str:
+        result = self.run(*args, input=input)
+        if result.returncode != 0:
+            raise AssertionError(f"kubectl {' '.join(args)} failed:\n{result.stderr}")
+        return result.stdout
+
+
+@pytest.fixture(scope="session")
+def kubectl(kubeconfig: Path) -> Kubectl:
+    return Kubectl(kubeconfig)
