@@ -1,0 +1,1 @@
+"""Durable Search's web service: the single-page app and the Durable-style HTTP API."""
