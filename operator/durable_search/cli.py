@@ -17,9 +17,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from durable_search.cluster import cli as cluster_cli
+    from durable_search.commands import cluster, demo_site, operator
 
-    cluster_cli.add_parser(subparsers)
+    for command in (operator, demo_site, cluster):
+        command.add_parser(subparsers)
     return parser
 
 

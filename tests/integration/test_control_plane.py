@@ -165,9 +165,14 @@ def test_service_account_token_is_forbidden_without_a_role(
     # The same token is accepted once a Role grants the verb: the denial above was RBAC's.
     kubectl("create", "role", "reader", "--verb=list", "--resource=configmaps", "-n", namespace)
     kubectl(
-        "create", "rolebinding", "reader", "--role=reader",
-        f"--serviceaccount={namespace}:nobody", "-n", namespace,
-    )  # fmt: skip
+        "create",
+        "rolebinding",
+        "reader",
+        "--role=reader",
+        f"--serviceaccount={namespace}:nobody",
+        "-n",
+        namespace,
+    )
     eventually(
         lambda: as_nobody.run("get", "configmaps", "-n", namespace).returncode == 0, timeout=10
     )

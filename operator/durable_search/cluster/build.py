@@ -169,7 +169,9 @@ def _go_build(
             *packages,
         ]
         env = {**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod -buildvcs=false"}
-        _progress(f"building {step} (a cold build takes 10-25 minutes on 2 cores); log: {log_path}")
+        _progress(
+            f"building {step} (a cold build takes about 5 minutes on 2 cores); log: {log_path}"
+        )
         started = time.monotonic()
         with log_path.open("a") as log_file:
             log_file.write(f"$ (cd {module_dir} && {' '.join(command)})\n")

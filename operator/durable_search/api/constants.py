@@ -1,0 +1,83 @@
+"""Names every other layer agrees on: the API group, kinds, labels, phases, outcomes, reasons."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+GROUP = "durablesearch.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+SEARCH_KIND, SEARCH_PLURAL = "Search", "searches"
+HTTPTASK_KIND, HTTPTASK_PLURAL = "HttpTask", "httptasks"
+PROVIDER_KIND, PROVIDER_PLURAL = "SearchProvider", "searchproviders"
+
+# Labels on HttpTasks a Search fans out. The Search's uid (not its name, which may exceed a
+# label value's 63 characters) ties children to their parent for list calls.
+LABEL_SEARCH_UID = f"{GROUP}/search-uid"
+LABEL_SEARCH_NAME = f"{GROUP}/search"
+LABEL_PROVIDER = f"{GROUP}/provider"
+LABEL_ROLE = f"{GROUP}/role"
+ROLE_FANOUT = "fanout"
+ROLE_WATCHER = "watcher"
+
+NO_RESULTS_HTML = "<h1>No Results</h1>"
+RESULT_SEPARATOR = "<hr/>"
+
+
+class SearchPhase(StrEnum):
+    """Durable Functions' runtime status names."""
+
+    PENDING = "Pending"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    TERMINATED = "Terminated"
+
+    @property
+    def finished(self) -> bool:
+        return self in (SearchPhase.COMPLETED, SearchPhase.FAILED, SearchPhase.TERMINATED)
+
+
+class TaskPhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    POLLING = "Polling"
+    SUCCEEDED = "Succeeded"  # a final HTTP answer arrived, whatever its code
+    FAILED = "Failed"  # no final HTTP answer: transport error, deadline, blocked
+    TERMINATED = "Terminated"
+
+    @property
+    def finished(self) -> bool:
+        return self in (TaskPhase.SUCCEEDED, TaskPhase.FAILED, TaskPhase.TERMINATED)
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "Succeeded"  # the final answer was 200 (the sample's rule)
+    HTTP_ERROR = "HttpError"  # any other final answer
+    TRANSPORT_ERROR = "TransportError"
+    TIMED_OUT = "TimedOut"
+    BLOCKED = "Blocked"
+    PROVIDER_NOT_FOUND = "ProviderNotFound"
+    TERMINATED = "Terminated"
+
+
+class Reason(StrEnum):
+    """CamelCase reasons for conditions and Events."""
+
+    STARTED = "Started"
+    RUNNING = "Running"
+    COMPLETED = "Completed"
+    NO_PROVIDERS = "NoProviders"
+    TERMINATED = "Terminated"
+    DEADLINE_EXCEEDED = "DeadlineExceeded"
+    PROVIDER_FINISHED = "ProviderFinished"
+    PROVIDER_FAILED = "ProviderFailed"
+    RESPONSE_RECEIVED = "ResponseReceived"
+    REQUEST_FAILED = "RequestFailed"
+    RETRYING = "Retrying"
+    POLLING = "Polling"
+    EXPIRED = "Expired"
+
+
+CONDITION_SUCCEEDED = "Succeeded"

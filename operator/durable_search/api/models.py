@@ -1,0 +1,286 @@
+"""Typed, immutable views of the specs users write.
+
+The API server has already validated and defaulted what arrives here (see ``api.schema``); these
+parsers still apply the same defaults so that an object written before a default changed, or a
+unit test's hand-made dict, reads the same way. The defaults live here once and the CRD schema
+generator reads them from these classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Json = Mapping[str, Any]
+
+RETRYABLE_STATUS_CODES = (429, 500, 502, 503, 504)
+METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 3
+    initial_interval_seconds: float = 1.0
+    backoff_coefficient: float = 2.0
+    max_interval_seconds: float = 30.0
+    on_status_codes: tuple[int, ...] = RETRYABLE_STATUS_CODES
+    on_transport_errors: bool = True
+
+    @classmethod
+    def parse(cls, raw: Json | None) -> RetryPolicy:
+        raw = raw or {}
+        default = cls()
+        return cls(
+            max_attempts=int(raw.get("maxAttempts", default.max_attempts)),
+            initial_interval_seconds=float(
+                raw.get("initialIntervalSeconds", default.initial_interval_seconds)
+            ),
+            backoff_coefficient=float(raw.get("backoffCoefficient", default.backoff_coefficient)),
+            max_interval_seconds=float(raw.get("maxIntervalSeconds", default.max_interval_seconds)),
+            on_status_codes=tuple(
+                int(c) for c in raw.get("onStatusCodes", default.on_status_codes)
+            ),
+            on_transport_errors=bool(raw.get("onTransportErrors", default.on_transport_errors)),
+        )
+
+
+@dataclass(frozen=True)
+class AsyncPolicy:
+    """Durable's 202 pattern: follow ``Location`` until a non-202 answer."""
+
+    enabled: bool = True
+    min_poll_interval_seconds: float = 1.0
+    max_poll_interval_seconds: float = 60.0
+    max_polls: int = 100
+
+    @classmethod
+    def parse(cls, raw: Json | None) -> AsyncPolicy:
+        raw = raw or {}
+        default = cls()
+        return cls(
+            enabled=bool(raw.get("enabled", default.enabled)),
+            min_poll_interval_seconds=float(
+                raw.get("minPollIntervalSeconds", default.min_poll_interval_seconds)
+            ),
+            max_poll_interval_seconds=float(
+                raw.get("maxPollIntervalSeconds", default.max_poll_interval_seconds)
+            ),
+            max_polls=int(raw.get("maxPolls", default.max_polls)),
+        )
+
+
+@dataclass(frozen=True)
+class ResponsePolicy:
+    max_body_bytes: int = 262144
+    keep_headers: tuple[str, ...] = ("content-type", "location", "retry-after", "etag")
+
+    @classmethod
+    def parse(cls, raw: Json | None) -> ResponsePolicy:
+        raw = raw or {}
+        default = cls()
+        return cls(
+            max_body_bytes=int(raw.get("maxBodyBytes", default.max_body_bytes)),
+            keep_headers=tuple(h.lower() for h in raw.get("keepHeaders", default.keep_headers)),
+        )
+
+
+@dataclass(frozen=True)
+class SecretKeyRef:
+    name: str
+    key: str
+
+    @classmethod
+    def parse(cls, raw: Json) -> SecretKeyRef:
+        return cls(name=str(raw["name"]), key=str(raw["key"]))
+
+
+@dataclass(frozen=True)
+class Header:
+    """A request header: a literal ``value`` or one read from a Secret at send time."""
+
+    name: str
+    value: str | None = None
+    secret: SecretKeyRef | None = None
+
+    @classmethod
+    def parse(cls, raw: Json) -> Header:
+        source = raw.get("valueFrom") or {}
+        ref = source.get("secretKeyRef")
+        return cls(
+            name=str(raw["name"]),
+            value=None if ref else str(raw.get("value", "")),
+            secret=SecretKeyRef.parse(ref) if ref else None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        if self.secret:
+            return {
+                "name": self.name,
+                "valueFrom": {"secretKeyRef": {"name": self.secret.name, "key": self.secret.key}},
+            }
+        return {"name": self.name, "value": self.value or ""}
+
+
+@dataclass(frozen=True)
+class ServiceAccountTokenSource:
+    service_account_name: str
+    audience: str
+    expiration_seconds: int = 600
+
+
+@dataclass(frozen=True)
+class OAuth2ClientCredentials:
+    token_url: str
+    client_id: SecretKeyRef
+    client_secret: SecretKeyRef
+    scopes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class AuthSpec:
+    service_account_token: ServiceAccountTokenSource | None = None
+    oauth2_client_credentials: OAuth2ClientCredentials | None = None
+
+    @classmethod
+    def parse(cls, raw: Json | None) -> AuthSpec | None:
+        if not raw:
+            return None
+        sa = raw.get("serviceAccountToken")
+        oauth = raw.get("oauth2ClientCredentials")
+        return cls(
+            service_account_token=ServiceAccountTokenSource(
+                service_account_name=str(sa["serviceAccountName"]),
+                audience=str(sa["audience"]),
+                expiration_seconds=int(sa.get("expirationSeconds", 600)),
+            )
+            if sa
+            else None,
+            oauth2_client_credentials=OAuth2ClientCredentials(
+                token_url=str(oauth["tokenUrl"]),
+                client_id=SecretKeyRef.parse(oauth["clientId"]["secretKeyRef"]),
+                client_secret=SecretKeyRef.parse(oauth["clientSecret"]["secretKeyRef"]),
+                scopes=tuple(oauth.get("scopes", ())),
+            )
+            if oauth
+            else None,
+        )
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    url: str
+    method: str = "GET"
+    headers: tuple[Header, ...] = ()
+    body: str | None = None
+    auth: AuthSpec | None = None
+
+    @classmethod
+    def parse(cls, raw: Json) -> RequestSpec:
+        return cls(
+            url=str(raw["url"]),
+            method=str(raw.get("method", "GET")).upper(),
+            headers=tuple(Header.parse(h) for h in raw.get("headers", ())),
+            body=raw.get("body"),
+            auth=AuthSpec.parse(raw.get("auth")),
+        )
+
+
+@dataclass(frozen=True)
+class HttpTaskSpec:
+    request: RequestSpec
+    deadline_seconds: float = 120.0
+    attempt_timeout_seconds: float = 30.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    async_: AsyncPolicy = field(default_factory=AsyncPolicy)
+    max_redirects: int = 5
+    response: ResponsePolicy = field(default_factory=ResponsePolicy)
+    terminate: bool = False
+
+    @classmethod
+    def parse(cls, raw: Json) -> HttpTaskSpec:
+        default_deadline = cls.__dataclass_fields__["deadline_seconds"].default
+        default_timeout = cls.__dataclass_fields__["attempt_timeout_seconds"].default
+        return cls(
+            request=RequestSpec.parse(raw["request"]),
+            deadline_seconds=float(raw.get("deadlineSeconds", default_deadline)),
+            attempt_timeout_seconds=float(raw.get("attemptTimeoutSeconds", default_timeout)),
+            retry=RetryPolicy.parse(raw.get("retry")),
+            async_=AsyncPolicy.parse(raw.get("async")),
+            max_redirects=int((raw.get("redirects") or {}).get("max", 5)),
+            response=ResponsePolicy.parse(raw.get("response")),
+            terminate=bool(raw.get("terminate", False)),
+        )
+
+
+@dataclass(frozen=True)
+class ProviderSpec:
+    """A search site: an inline ``spec.providers`` entry or a SearchProvider's spec."""
+
+    name: str
+    url: str
+    method: str = "GET"
+    headers: tuple[Header, ...] = ()
+    attempt_timeout_seconds: float | None = None
+    retry: Json | None = None
+    response: Json | None = None
+
+    @classmethod
+    def parse(cls, name: str, raw: Json) -> ProviderSpec:
+        timeout = raw.get("attemptTimeoutSeconds")
+        return cls(
+            name=name,
+            url=str(raw["url"]),
+            method=str(raw.get("method", "GET")).upper(),
+            headers=tuple(Header.parse(h) for h in raw.get("headers", ())),
+            attempt_timeout_seconds=float(timeout) if timeout is not None else None,
+            retry=raw.get("retry"),
+            response=raw.get("response"),
+        )
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Per-Search tightening of every provider's settings (never loosening)."""
+
+    attempt_timeout_seconds: float | None = None
+    max_attempts: int | None = None
+
+    @classmethod
+    def parse(cls, raw: Json | None) -> Overrides:
+        raw = raw or {}
+        timeout = raw.get("attemptTimeoutSeconds")
+        attempts = raw.get("maxAttempts")
+        return cls(
+            attempt_timeout_seconds=float(timeout) if timeout is not None else None,
+            max_attempts=int(attempts) if attempts is not None else None,
+        )
+
+
+@dataclass(frozen=True)
+class SearchSpec:
+    query: str
+    providers: tuple[ProviderSpec, ...] = ()
+    provider_refs: tuple[str, ...] = ()
+    deadline_seconds: float = 300.0
+    overrides: Overrides = field(default_factory=Overrides)
+    terminate: bool = False
+    ttl_seconds_after_finished: int | None = None
+
+    @property
+    def uses_all_namespace_providers(self) -> bool:
+        return not self.providers and not self.provider_refs
+
+    @classmethod
+    def parse(cls, raw: Json) -> SearchSpec:
+        ttl = raw.get("ttlSecondsAfterFinished")
+        default_deadline = cls.__dataclass_fields__["deadline_seconds"].default
+        return cls(
+            query=str(raw["query"]),
+            providers=tuple(ProviderSpec.parse(p["name"], p) for p in raw.get("providers", ())),
+            provider_refs=tuple(str(r) for r in raw.get("providerRefs", ())),
+            deadline_seconds=float(raw.get("deadlineSeconds", default_deadline)),
+            overrides=Overrides.parse(raw.get("overrides")),
+            terminate=bool(raw.get("terminate", False)),
+            ttl_seconds_after_finished=int(ttl) if ttl is not None else None,
+        )

@@ -1,0 +1,696 @@
+"""The three CustomResourceDefinitions, generated from one description of their schemas.
+
+``crds/*.yaml`` are written from here (``make crds``) and a unit test fails when they drift, so
+the sub-schemas HttpTask, Search and SearchProvider share (headers, retry, response) are written
+once. Every field has a description (``kubectl explain``), every string and list a bound (CEL
+cost), and the defaults come from ``api.models``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from durable_search.api import models
+from durable_search.api.constants import (
+    GROUP,
+    HTTPTASK_KIND,
+    HTTPTASK_PLURAL,
+    PROVIDER_KIND,
+    PROVIDER_PLURAL,
+    SEARCH_KIND,
+    SEARCH_PLURAL,
+    VERSION,
+    Outcome,
+    SearchPhase,
+    TaskPhase,
+)
+
+Schema = dict[str, Any]
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+MAX_URL = 2048
+# 512 KiB of raw bytes is ~683 KiB as base64: far below the API's 1.5 MiB object limit.
+MAX_BODY_BYTES = 524288
+MAX_STORED_BODY_CHARS = 700000
+
+
+# -- building blocks ------------------------------------------------------------------------
+
+
+def string(description: str, max_length: int, **extra: Any) -> Schema:
+    return {"type": "string", "description": description, "maxLength": max_length, **extra}
+
+
+def integer(description: str, minimum: int, maximum: int, **extra: Any) -> Schema:
+    return {
+        "type": "integer",
+        "description": description,
+        "minimum": minimum,
+        "maximum": maximum,
+        **extra,
+    }
+
+
+def number(description: str, minimum: float, maximum: float, **extra: Any) -> Schema:
+    return {
+        "type": "number",
+        "description": description,
+        "minimum": minimum,
+        "maximum": maximum,
+        **extra,
+    }
+
+
+def boolean(description: str, **extra: Any) -> Schema:
+    return {"type": "boolean", "description": description, **extra}
+
+
+def array(description: str, items: Schema, max_items: int, **extra: Any) -> Schema:
+    return {
+        "type": "array",
+        "description": description,
+        "items": items,
+        "maxItems": max_items,
+        **extra,
+    }
+
+
+def obj(
+    description: str,
+    properties: dict[str, Schema],
+    required: tuple[str, ...] = (),
+    rules: tuple[tuple[str, str], ...] = (),
+    **extra: Any,
+) -> Schema:
+    schema: Schema = {"type": "object", "description": description, "properties": properties}
+    if required:
+        schema["required"] = list(required)
+    if rules:
+        schema["x-kubernetes-validations"] = [{"rule": r, "message": m} for r, m in rules]
+    schema.update(extra)
+    return schema
+
+
+def timestamp(description: str) -> Schema:
+    return string(description, 64, format="date-time")
+
+
+def immutable(schema: Schema, what: str) -> Schema:
+    rules = [
+        *schema.get("x-kubernetes-validations", []),
+        {"rule": "self == oldSelf", "message": f"{what} is immutable"},
+    ]
+    return {**schema, "x-kubernetes-validations": rules}
+
+
+def one_way_terminate(description: str) -> Schema:
+    return boolean(
+        description,
+        default=False,
+        **{
+            "x-kubernetes-validations": [
+                {"rule": "self || !oldSelf", "message": "terminate cannot be set back to false"}
+            ]
+        },
+    )
+
+
+# -- shared sub-schemas ---------------------------------------------------------------------
+
+
+def secret_key_ref(description: str) -> Schema:
+    return obj(
+        description,
+        {
+            "name": string("Name of a Secret in the object's namespace.", 253, minLength=1),
+            "key": string("Key within the Secret's data.", 253, minLength=1),
+        },
+        required=("name", "key"),
+    )
+
+
+def headers_schema() -> Schema:
+    header = obj(
+        "A request header: a literal value, or one read from a Secret at send time.",
+        {
+            "name": string("Header name (an HTTP token).", 256, minLength=1, pattern=HEADER_NAME),
+            "value": string(
+                "Literal value. Stored in the object: use valueFrom for secrets.", 8192
+            ),
+            "valueFrom": obj(
+                "Where to read the value from. Secret values are resolved when the request is "
+                "sent, sent only to the original request's origin, and never written to status, "
+                "Events or logs.",
+                {"secretKeyRef": secret_key_ref("The Secret key holding the value.")},
+                required=("secretKeyRef",),
+            ),
+        },
+        required=("name",),
+        rules=(
+            ("has(self.value) != has(self.valueFrom)", "give exactly one of value or valueFrom"),
+        ),
+    )
+    return array("Request headers.", header, 32)
+
+
+def retry_schema() -> Schema:
+    d = models.RetryPolicy()
+    return obj(
+        "When and how often a failed attempt is retried.",
+        {
+            "maxAttempts": integer(
+                "Attempts in all, the first included.", 1, 10, default=d.max_attempts
+            ),
+            "initialIntervalSeconds": number(
+                "Wait before the second attempt (fractions allowed).",
+                0,
+                3600,
+                default=d.initial_interval_seconds,
+            ),
+            "backoffCoefficient": number(
+                "Each wait is the previous one times this.", 1, 10, default=d.backoff_coefficient
+            ),
+            "maxIntervalSeconds": number(
+                "Cap on any wait between attempts, Retry-After included.",
+                0,
+                3600,
+                default=d.max_interval_seconds,
+            ),
+            "onStatusCodes": array(
+                "Answers that are retried. Retry-After is honoured on 429 and 503.",
+                {"type": "integer", "minimum": 100, "maximum": 599},
+                20,
+                default=list(d.on_status_codes),
+            ),
+            "onTransportErrors": boolean(
+                "Retry connection errors and attempt timeouts.", default=d.on_transport_errors
+            ),
+        },
+        default={},
+    )
+
+
+def response_schema() -> Schema:
+    d = models.ResponsePolicy()
+    return obj(
+        "What is kept of the response.",
+        {
+            "maxBodyBytes": integer(
+                "Bytes of body kept; the rest is dropped and truncated is set. UTF-8 text is cut "
+                "on a character boundary, other bytes are stored as base64.",
+                0,
+                MAX_BODY_BYTES,
+                default=d.max_body_bytes,
+            ),
+            "keepHeaders": array(
+                "Response headers kept in status (lower case). Set-Cookie and Authorization "
+                "are never kept.",
+                string("A header name.", 256),
+                32,
+                default=list(d.keep_headers),
+            ),
+        },
+        default={},
+    )
+
+
+def url_schema(description: str, templated: bool) -> Schema:
+    rules = [
+        (
+            "self.startsWith('http://') || self.startsWith('https://')",
+            "must be an http:// or https:// URL",
+        )
+    ]
+    if templated:
+        rules.append(("self.contains('{query}')", "must contain {query}"))
+    return string(
+        description,
+        MAX_URL,
+        minLength=8,
+        **{"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]},
+    )
+
+
+def method_schema() -> Schema:
+    return string("HTTP method.", 8, enum=list(models.METHODS), default="GET")
+
+
+def conditions_schema() -> Schema:
+    condition = obj(
+        "A condition, as in the Kubernetes API conventions.",
+        {
+            "type": string("Condition type (Succeeded).", 64),
+            "status": string("True, False or Unknown.", 16, enum=["True", "False", "Unknown"]),
+            "reason": string("CamelCase reason.", 128),
+            "message": string("Human-readable details.", 1024),
+            "lastTransitionTime": timestamp("When status last changed."),
+        },
+        required=("type", "status"),
+    )
+    return array(
+        "Conditions.",
+        condition,
+        8,
+        **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
+    )
+
+
+def outcome_schema(description: str) -> Schema:
+    return string(description, 32, enum=[o.value for o in Outcome])
+
+
+def provider_properties() -> dict[str, Schema]:
+    return {
+        "url": url_schema(
+            "The site's search URL; {query} is replaced by the query, percent-encoded as UTF-8 "
+            "with nothing left unescaped.",
+            templated=True,
+        ),
+        "method": method_schema(),
+        "headers": headers_schema(),
+        "attemptTimeoutSeconds": integer("Per-attempt timeout for requests to this site.", 1, 3600),
+        "retry": retry_schema(),
+        "response": response_schema(),
+    }
+
+
+# -- the kinds ------------------------------------------------------------------------------
+
+
+def httptask_spec() -> Schema:
+    auth = obj(
+        "A token source (the Kubernetes analogue of a managed identity). The token is obtained "
+        "when the request is sent, cached until shortly before it expires, sent as a bearer "
+        "token to the original request's origin only, and never stored in the object.",
+        {
+            "serviceAccountToken": obj(
+                "A TokenRequest for a ServiceAccount of this namespace.",
+                {
+                    "serviceAccountName": string("The ServiceAccount.", 253, minLength=1),
+                    "audience": string("The token's audience.", 1024, minLength=1),
+                    "expirationSeconds": integer("Requested lifetime.", 600, 86400, default=600),
+                },
+                required=("serviceAccountName", "audience"),
+            ),
+            "oauth2ClientCredentials": obj(
+                "An OAuth 2.0 client-credentials grant.",
+                {
+                    "tokenUrl": url_schema("The token endpoint.", templated=False),
+                    "clientId": obj(
+                        "Where the client id is.",
+                        {"secretKeyRef": secret_key_ref("The Secret key with the client id.")},
+                        required=("secretKeyRef",),
+                    ),
+                    "clientSecret": obj(
+                        "Where the client secret is.",
+                        {"secretKeyRef": secret_key_ref("The Secret key with the client secret.")},
+                        required=("secretKeyRef",),
+                    ),
+                    "scopes": array("Scopes to request.", string("A scope.", 256), 16),
+                },
+                required=("tokenUrl", "clientId", "clientSecret"),
+            ),
+        },
+        rules=(
+            (
+                "has(self.serviceAccountToken) != has(self.oauth2ClientCredentials)",
+                "give exactly one of serviceAccountToken or oauth2ClientCredentials",
+            ),
+        ),
+    )
+    request = obj(
+        "The HTTP request.",
+        {
+            "method": method_schema(),
+            "url": url_schema("The URL to call.", templated=False),
+            "headers": headers_schema(),
+            "body": string("Request body (text).", 65536),
+            "auth": auth,
+        },
+        required=("url",),
+    )
+    d = models.AsyncPolicy()
+    return obj(
+        "A durable HTTP call: retries, 202 polling, deadlines, bounded bodies. The spec is "
+        "immutable except terminate.",
+        {
+            "request": immutable(request, "spec.request"),
+            "deadlineSeconds": immutable(
+                integer(
+                    "Deadline for the whole task (first call, polls and retries) from creation.",
+                    1,
+                    86400,
+                    default=120,
+                ),
+                "spec.deadlineSeconds",
+            ),
+            "attemptTimeoutSeconds": immutable(
+                integer(
+                    "Timeout of each attempt or poll, redirects and body included.",
+                    1,
+                    3600,
+                    default=30,
+                ),
+                "spec.attemptTimeoutSeconds",
+            ),
+            "retry": immutable(retry_schema(), "spec.retry"),
+            "async": immutable(
+                obj(
+                    "Durable's 202 pattern: a 202 with Location is followed by GETs of that URL, "
+                    "waiting Retry-After (clamped to the interval bounds), until a non-202 answer.",
+                    {
+                        "enabled": boolean("Follow 202 + Location.", default=d.enabled),
+                        "minPollIntervalSeconds": number(
+                            "Shortest wait between polls.",
+                            0,
+                            3600,
+                            default=d.min_poll_interval_seconds,
+                        ),
+                        "maxPollIntervalSeconds": number(
+                            "Longest wait between polls.",
+                            0,
+                            86400,
+                            default=d.max_poll_interval_seconds,
+                        ),
+                        "maxPolls": integer(
+                            "Polls before giving up (outcome TimedOut).",
+                            1,
+                            10000,
+                            default=d.max_polls,
+                        ),
+                    },
+                    rules=(
+                        (
+                            "!has(self.minPollIntervalSeconds) || "
+                            "!has(self.maxPollIntervalSeconds) || "
+                            "self.minPollIntervalSeconds <= self.maxPollIntervalSeconds",
+                            "minPollIntervalSeconds must not exceed maxPollIntervalSeconds",
+                        ),
+                    ),
+                    default={},
+                ),
+                "spec.async",
+            ),
+            "redirects": immutable(
+                obj(
+                    "Redirect handling.",
+                    {"max": integer("Redirects followed per request (0: none).", 0, 20, default=5)},
+                    default={},
+                ),
+                "spec.redirects",
+            ),
+            "response": immutable(response_schema(), "spec.response"),
+            "terminate": one_way_terminate("Set to true to stop the task; it cannot be undone."),
+        },
+        required=("request",),
+    )
+
+
+def httptask_status() -> Schema:
+    log_entry = obj(
+        "One attempt or poll.",
+        {
+            "attempt": integer("Attempt number.", 0, 1000),
+            "poll": integer("Poll number, for polls.", 0, 100000),
+            "startTime": timestamp("When it started."),
+            "durationMs": integer("How long it took.", 0, 86400000),
+            "statusCode": integer("The HTTP status, when there was an answer.", 100, 599),
+            "error": string("The transport error, when there was no answer.", 512),
+        },
+    )
+    header = obj(
+        "A kept response header.", {"name": string("Name.", 256), "value": string("Value.", 8192)}
+    )
+    return obj(
+        "What the operator has done, recorded before anything else reads it.",
+        {
+            "phase": string(
+                "Pending, Running, Polling, Succeeded (a final HTTP answer arrived, "
+                "whatever its code), Failed (none did) or Terminated.",
+                16,
+                enum=[p.value for p in TaskPhase],
+            ),
+            "outcome": outcome_schema("Succeeded only for a final 200."),
+            "message": string("What happened last, for humans.", 1024),
+            "attempts": integer("Attempts claimed so far.", 0, 1000),
+            "attemptLog": array("The last 10 attempts and polls.", log_entry, 10),
+            "response": obj(
+                "The latest HTTP answer (never overwritten by a later error).",
+                {
+                    "statusCode": integer("HTTP status.", 100, 599),
+                    "headers": array("Kept headers.", header, 32),
+                    "body": string("The body: UTF-8 text, or base64.", MAX_STORED_BODY_CHARS),
+                    "bodyBytes": integer("Bytes the server sent (as far as known).", 0, 2**53),
+                    "truncated": boolean("True when the body was cut at maxBodyBytes."),
+                    "encoding": string("utf-8 or base64.", 8, enum=["utf-8", "base64"]),
+                },
+            ),
+            "location": string("The 202 Location being polled.", 8192),
+            "pollCount": integer("Polls claimed so far.", 0, 100000),
+            "nextPollTime": timestamp("When the claimed poll is due."),
+            "nextAttemptTime": timestamp("When the claimed attempt is due."),
+            "lastError": string("The latest transport error.", 1024),
+            "startTime": timestamp("When the first request started."),
+            "completionTime": timestamp("When the task finished."),
+            "observedGeneration": integer("The generation last acted on.", 0, 2**53),
+            "conditions": conditions_schema(),
+        },
+    )
+
+
+def search_spec() -> Schema:
+    provider = obj(
+        "An inline search site.",
+        {
+            "name": string("Provider name (a DNS-1123 label).", 63, minLength=1, pattern=DNS_LABEL),
+            **provider_properties(),
+        },
+        required=("name", "url"),
+    )
+    d = models.SearchSpec(query="")
+    same = "has(self.{f}) == has(oldSelf.{f}) && (!has(self.{f}) || self.{f} == oldSelf.{f})"
+    frozen = " && ".join(
+        same.format(f=f)
+        for f in ("providers", "providerRefs", "overrides", "ttlSecondsAfterFinished")
+    )
+    return obj(
+        "A search: one query fanned out to several providers. The spec is immutable except "
+        "terminate (false to true).",
+        {
+            "query": string("The query, 1 to 512 characters.", 512, minLength=1),
+            "providers": array(
+                "Inline sites.",
+                provider,
+                16,
+                **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+            ),
+            "providerRefs": array(
+                "Names of SearchProviders in this namespace. Neither providers nor "
+                "providerRefs: every SearchProvider of the namespace.",
+                string("A SearchProvider name.", 63, minLength=1, pattern=DNS_LABEL),
+                16,
+                **{"x-kubernetes-list-type": "set"},
+            ),
+            "deadlineSeconds": integer(
+                "Deadline of the whole orchestration.", 1, 86400, default=int(d.deadline_seconds)
+            ),
+            "overrides": obj(
+                "Per-search tightening of every provider's settings (never loosening).",
+                {
+                    "attemptTimeoutSeconds": integer("Per-attempt timeout cap.", 1, 3600),
+                    "maxAttempts": integer("Attempts cap.", 1, 10),
+                },
+            ),
+            "terminate": one_way_terminate(
+                "Set to true to stop the search and its in-flight requests; cannot be undone."
+            ),
+            "ttlSecondsAfterFinished": integer(
+                "Delete the Search (and its HttpTasks) this long after it finishes.", 0, 2592000
+            ),
+        },
+        required=("query",),
+        rules=(
+            (
+                "self.query == oldSelf.query && self.deadlineSeconds == oldSelf.deadlineSeconds && "
+                + frozen,
+                "spec is immutable: only terminate may change (from false to true)",
+            ),
+        ),
+    )
+
+
+def search_status() -> Schema:
+    result = obj(
+        "One provider's outcome.",
+        {
+            "name": string("Provider name.", 63),
+            "httpTaskName": string("The HttpTask fetching it.", 253),
+            "outcome": outcome_schema(
+                "Absent while running. Only a final 200 is Succeeded; a "
+                "failing provider never fails the search."
+            ),
+            "statusCode": integer("The final HTTP status, when there was one.", 100, 599),
+            "attempts": integer("Attempts made.", 0, 1000),
+            "durationMs": integer("From the first request to the outcome.", 0, 2**31),
+            "message": string("Details.", 1024),
+        },
+        required=("name",),
+    )
+    return obj(
+        "The orchestration's progress and outcome.",
+        {
+            "phase": string("Durable runtime status.", 16, enum=[p.value for p in SearchPhase]),
+            "progress": string("Finished providers / providers.", 16),
+            "duration": string("Start to finish, when finished.", 32),
+            "startTime": timestamp("When the fan-out started."),
+            "completionTime": timestamp("When it finished."),
+            "observedGeneration": integer("The generation last acted on.", 0, 2**53),
+            "results": array("One entry per provider, in a stable order.", result, 32),
+            "conditions": conditions_schema(),
+        },
+    )
+
+
+def provider_spec() -> Schema:
+    return obj(
+        "A search site Searches can refer to; its fields are defaults for the HttpTasks "
+        "made from it.",
+        provider_properties(),
+        required=("url",),
+    )
+
+
+def crd(
+    kind: str,
+    plural: str,
+    short: str,
+    spec: Schema,
+    status: Schema | None,
+    columns: list[dict[str, Any]],
+    description: str,
+) -> dict[str, Any]:
+    properties: dict[str, Schema] = {"spec": spec}
+    if status is not None:
+        properties["status"] = status
+    version: dict[str, Any] = {
+        "name": VERSION,
+        "served": True,
+        "storage": True,
+        "schema": {
+            "openAPIV3Schema": {
+                "type": "object",
+                "description": description,
+                "required": ["spec"],
+                "properties": {
+                    "apiVersion": {"type": "string"},
+                    "kind": {"type": "string"},
+                    "metadata": {"type": "object"},
+                    **properties,
+                },
+            }
+        },
+        "additionalPrinterColumns": columns,
+    }
+    if status is not None:
+        version["subresources"] = {"status": {}}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{GROUP}"},
+        "spec": {
+            "group": GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": kind,
+                "plural": plural,
+                "singular": kind.lower(),
+                "shortNames": [short],
+                "categories": ["durablesearch"],
+            },
+            "versions": [version],
+        },
+    }
+
+
+def _column(name: str, path: str, kind: str = "string", priority: int = 0) -> dict[str, Any]:
+    column: dict[str, Any] = {"name": name, "type": kind, "jsonPath": path}
+    if priority:
+        column["priority"] = priority
+    return column
+
+
+AGE = _column("Age", ".metadata.creationTimestamp", "date")
+
+
+def all_crds() -> dict[str, dict[str, Any]]:
+    """File name to CRD."""
+    return {
+        "searches.yaml": crd(
+            SEARCH_KIND,
+            SEARCH_PLURAL,
+            "srch",
+            search_spec(),
+            search_status(),
+            [
+                _column("Query", ".spec.query"),
+                _column("Phase", ".status.phase"),
+                _column("Progress", ".status.progress"),
+                AGE,
+                _column("Duration", ".status.duration"),
+            ],
+            "A search orchestration: fans a query out to providers as HttpTasks and fans the "
+            "results back in.",
+        ),
+        "httptasks.yaml": crd(
+            HTTPTASK_KIND,
+            HTTPTASK_PLURAL,
+            "ht",
+            httptask_spec(),
+            httptask_status(),
+            [
+                _column("Phase", ".status.phase"),
+                _column("Outcome", ".status.outcome"),
+                _column("Code", ".status.response.statusCode", "integer"),
+                _column("Attempts", ".status.attempts", "integer"),
+                AGE,
+                _column("URL", ".spec.request.url", priority=1),
+            ],
+            "A durable HTTP call, executed by the Durable Search operator.",
+        ),
+        "searchproviders.yaml": crd(
+            PROVIDER_KIND,
+            PROVIDER_PLURAL,
+            "sp",
+            provider_spec(),
+            None,
+            [_column("URL", ".spec.url"), AGE],
+            "A search site that Searches in this namespace can use.",
+        ),
+    }
+
+
+HEADER = "# Generated by `make crds` from operator/durable_search/api/schema.py: do not edit.\n"
+
+
+def render(document: dict[str, Any]) -> str:
+    return HEADER + yaml.safe_dump(document, sort_keys=False, width=100, allow_unicode=True)
+
+
+def write_all(directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, document in all_crds().items():
+        path = directory / name
+        path.write_text(render(document))
+        written.append(path)
+    return written
+
+
+if __name__ == "__main__":
+    for path in write_all(Path(sys.argv[1] if len(sys.argv) > 1 else "crds")):
+        print(path)

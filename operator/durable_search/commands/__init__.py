@@ -1,0 +1,1 @@
+"""The ``durable-search`` subcommands: each module adds one parser and its handler."""

@@ -1,0 +1,75 @@
+"""``durable-search operator``: reconcile Searches and execute HttpTasks."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+
+from durable_search.commands.common import add_common_flags, configure_logging
+from durable_search.controller.operator import OperatorConfig, parse_list, run_operator
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("operator", help="run the operator (kopf)")
+    add_common_flags(parser)
+    parser.add_argument(
+        "--namespace",
+        action="append",
+        dest="namespaces",
+        metavar="NS",
+        help="namespace to watch (repeatable; env DURABLE_SEARCH_NAMESPACES, comma-separated, "
+        "'*' = all); default: the context's namespace",
+    )
+    parser.add_argument("--all-namespaces", action="store_true", help="watch every namespace")
+    parser.add_argument(
+        "--allow-cidr",
+        action="append",
+        dest="allow_cidrs",
+        metavar="CIDR",
+        help="open a non-global address range in the SSRF guard (repeatable; env "
+        "DURABLE_SEARCH_ALLOW_CIDRS)",
+    )
+    parser.add_argument(
+        "--allow-host",
+        action="append",
+        dest="allow_hosts",
+        metavar="HOST",
+        help="open a host name in the SSRF guard (repeatable; env DURABLE_SEARCH_ALLOW_HOSTS)",
+    )
+    parser.add_argument(
+        "--health-port",
+        type=int,
+        default=int(os.environ.get("DURABLE_SEARCH_HEALTH_PORT", "0")) or None,
+        help="serve /healthz, /readyz and /metrics on this port (env DURABLE_SEARCH_HEALTH_PORT)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def config_from(args: argparse.Namespace) -> OperatorConfig:
+    namespaces = parse_list(args.namespaces, "DURABLE_SEARCH_NAMESPACES")
+    all_namespaces = args.all_namespaces or "*" in namespaces
+    return OperatorConfig(
+        kubeconfig=args.kubeconfig,
+        namespaces=() if all_namespaces else namespaces,
+        all_namespaces=all_namespaces,
+        allow_cidrs=parse_list(args.allow_cidrs, "DURABLE_SEARCH_ALLOW_CIDRS"),
+        allow_hosts=parse_list(args.allow_hosts, "DURABLE_SEARCH_ALLOW_HOSTS"),
+        health_port=args.health_port,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level, args.log_format)
+    config = config_from(args)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await run_operator(config, stop_flag=stop)
+
+    asyncio.run(main())
+    return 0

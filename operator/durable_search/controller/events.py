@@ -1,0 +1,74 @@
+"""Kubernetes Events for the transitions a user cares about (``kubectl describe`` shows them).
+
+Posted in the background after the status write they describe has landed; a failure to post
+is logged and never blocks or fails the orchestration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes_asyncio import client as k8s
+
+from durable_search.api.timestamps import format_time, now
+
+logger = logging.getLogger("durable_search.events")
+COMPONENT = "durable-search-operator"
+
+
+class EventRecorder:
+    def __init__(self, api_client: k8s.ApiClient | None) -> None:
+        self._core = k8s.CoreV1Api(api_client) if api_client is not None else None
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def post(
+        self, body: Mapping[str, Any], reason: str, message: str, *, warning: bool = False
+    ) -> None:
+        if self._core is None:
+            return
+        task = asyncio.create_task(self._post(body, reason, message, warning))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _post(
+        self, body: Mapping[str, Any], reason: str, message: str, warning: bool
+    ) -> None:
+        assert self._core is not None
+        metadata = body["metadata"]
+        stamp = format_time(now(), millis=False)
+        event = {
+            "metadata": {
+                "generateName": f"{metadata['name'][:200]}.",
+                "namespace": metadata["namespace"],
+            },
+            "involvedObject": {
+                "apiVersion": body["apiVersion"],
+                "kind": body["kind"],
+                "name": metadata["name"],
+                "namespace": metadata["namespace"],
+                "uid": metadata["uid"],
+                "resourceVersion": metadata.get("resourceVersion"),
+            },
+            "reason": str(reason),
+            "message": message[:1024],
+            "type": "Warning" if warning else "Normal",
+            "source": {"component": COMPONENT},
+            "reportingComponent": COMPONENT,
+            "firstTimestamp": stamp,
+            "lastTimestamp": stamp,
+            "count": 1,
+        }
+        try:
+            await self._core.create_namespaced_event(
+                metadata["namespace"],
+                event,  # type: ignore[arg-type]
+            )
+        except Exception as error:  # Events are best-effort by design
+            logger.warning("could not post Event %s for %s: %s", reason, metadata["name"], error)
+
+    async def drain(self) -> None:
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)

@@ -1,0 +1,126 @@
+"""In-memory views of the watched objects, fed by kopf's watch events and by our own writes.
+
+Workers read the newest body from here instead of trusting a copy from when they started, and
+wait on :meth:`ObjectStore.changed` to wake up when their object (or a Search's child) changes.
+A body older than the one held (by ``resourceVersion``) is ignored, so a watch event that
+arrives after our own write's response cannot roll a worker back to a stale status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import Coroutine, Mapping
+from typing import Any
+
+Body = dict[str, Any]
+Key = tuple[str, str]  # (namespace, name)
+
+
+def key_of(body: Mapping[str, Any]) -> Key:
+    metadata = body["metadata"]
+    return (str(metadata["namespace"]), str(metadata["name"]))
+
+
+def _newer(candidate: Mapping[str, Any], held: Mapping[str, Any] | None) -> bool:
+    if held is None:
+        return True
+    if candidate["metadata"].get("uid") != held["metadata"].get("uid"):
+        return True  # deleted and re-created under the same name
+    new_rv = str(candidate["metadata"].get("resourceVersion", ""))
+    old_rv = str(held["metadata"].get("resourceVersion", ""))
+    if new_rv.isdigit() and old_rv.isdigit():
+        return int(new_rv) >= int(old_rv)
+    return True
+
+
+class ObjectStore:
+    """Newest known body per object, and a wake-up signal per key."""
+
+    def __init__(self) -> None:
+        self._bodies: dict[Key, Body] = {}
+        self._signals: dict[Key, asyncio.Event] = defaultdict(asyncio.Event)
+
+    def __len__(self) -> int:
+        return len(self._bodies)
+
+    def get(self, key: Key) -> Body | None:
+        return self._bodies.get(key)
+
+    def values(self) -> list[Body]:
+        return list(self._bodies.values())
+
+    def put(self, body: Body) -> bool:
+        """Keep ``body`` if it is not older than what is held; True when it was kept."""
+        key = key_of(body)
+        if not _newer(body, self._bodies.get(key)):
+            return False
+        self._bodies[key] = body
+        self.poke(key)
+        return True
+
+    def remove(self, key: Key, uid: str | None = None) -> None:
+        held = self._bodies.get(key)
+        if held is not None and (uid is None or held["metadata"].get("uid") == uid):
+            del self._bodies[key]
+        self.poke(key)
+
+    def poke(self, key: Key) -> None:
+        self._signals[key].set()
+
+    async def changed(self, key: Key, timeout: float | None) -> bool:
+        """Wait until ``key`` is poked (True) or ``timeout`` passes (False)."""
+        signal = self._signals[key]
+        if timeout is not None and timeout <= 0:
+            fired = signal.is_set()
+        else:
+            try:
+                async with asyncio.timeout(timeout):
+                    await signal.wait()
+                fired = True
+            except TimeoutError:
+                fired = False
+        signal.clear()
+        return fired
+
+    def forget_signal(self, key: Key) -> None:
+        self._signals.pop(key, None)
+
+
+class Workers:
+    """At most one running coroutine per key; cancelled on deletion or shutdown."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._tasks: dict[Key, asyncio.Task[None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def running(self, key: Key) -> bool:
+        task = self._tasks.get(key)
+        return task is not None and not task.done()
+
+    def ensure(self, key: Key, work: Coroutine[Any, Any, None]) -> None:
+        if self.running(key):
+            work.close()
+            return
+        task = asyncio.create_task(work, name=f"{self._name}:{key[0]}/{key[1]}")
+        self._tasks[key] = task
+        task.add_done_callback(lambda done: self._forget(key, done))
+
+    def _forget(self, key: Key, done: asyncio.Task[None]) -> None:
+        if self._tasks.get(key) is done:
+            del self._tasks[key]
+
+    async def cancel(self, key: Key) -> None:
+        task = self._tasks.pop(key, None)
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    async def cancel_all(self) -> None:
+        for key in list(self._tasks):
+            await self.cancel(key)

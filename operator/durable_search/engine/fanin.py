@@ -1,0 +1,231 @@
+"""Fan-in: a Search's status from its plan and its children, and the joined output page.
+
+A result that has an outcome is a recorded fact and is never rewritten, so a fan-in computed
+from an incomplete view of the children (a cache still filling after a restart) can only add
+outcomes, never lose one: progress never goes backwards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from durable_search.api.constants import (
+    CONDITION_SUCCEEDED,
+    NO_RESULTS_HTML,
+    RESULT_SEPARATOR,
+    Outcome,
+    Reason,
+    SearchPhase,
+)
+from durable_search.api.timestamps import format_duration, format_time, parse_time
+from durable_search.engine.conditions import set_condition
+from durable_search.engine.httptask import phase_of, result_summary
+
+Status = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Transition:
+    """A phase change a user cares about, for an Event once the status write has landed."""
+
+    reason: Reason
+    message: str
+    warning: bool = False
+
+
+def progress_of(results: Sequence[Mapping[str, Any]]) -> str:
+    done = sum(1 for r in results if r.get("outcome"))
+    return f"{done}/{len(results)}"
+
+
+def start(
+    status: Mapping[str, Any],
+    results: list[dict[str, Any]],
+    generation: int,
+    now: dt.datetime,
+) -> Status:
+    """The first status of a Search: Running with its plan, or Failed when it has no provider."""
+    new: Status = dict(status)
+    new.update(
+        startTime=format_time(now),
+        observedGeneration=generation,
+        results=results,
+        progress=progress_of(results),
+    )
+    if not results:
+        message = (
+            "no providers: give spec.providers or spec.providerRefs, or create a SearchProvider"
+        )
+        return _finish(new, SearchPhase.FAILED, Reason.NO_PROVIDERS, message, now)
+    new["phase"] = SearchPhase.RUNNING.value
+    new["conditions"] = set_condition(
+        status.get("conditions"),
+        type=CONDITION_SUCCEEDED,
+        status="Unknown",
+        reason=Reason.RUNNING,
+        message=f"fanned out to {len(results)} providers",
+        now=now,
+    )
+    return _complete_if_done(new, now)
+
+
+def fan_in(
+    status: Mapping[str, Any],
+    children: Mapping[str, Mapping[str, Any]],
+    generation: int,
+    now: dt.datetime,
+) -> Status:
+    """Fold the children's statuses (by HttpTask name) into a running Search's results."""
+    results = []
+    for result in status.get("results") or ():
+        merged = dict(result)
+        child = children.get(result.get("httpTaskName") or "")
+        if not merged.get("outcome") and child is not None:
+            merged.update(result_summary(child))
+        results.append(merged)
+    new: Status = dict(status)
+    new.update(results=results, progress=progress_of(results), observedGeneration=generation)
+    running = sum(1 for r in results if not r.get("outcome"))
+    new["conditions"] = set_condition(
+        status.get("conditions"),
+        type=CONDITION_SUCCEEDED,
+        status="Unknown",
+        reason=Reason.RUNNING,
+        message=f"{len(results) - running} of {len(results)} providers finished",
+        now=now,
+    )
+    return _complete_if_done(new, now)
+
+
+def terminate(status: Mapping[str, Any], now: dt.datetime, message: str) -> Status:
+    """Stop the Search: unfinished providers are recorded as Terminated."""
+    return _close_pending(
+        status, Outcome.TERMINATED, SearchPhase.TERMINATED, Reason.TERMINATED, message, now
+    )
+
+
+def expire(status: Mapping[str, Any], deadline_seconds: float, now: dt.datetime) -> Status:
+    """The Search's own deadline passed: unfinished providers time out, the Search completes."""
+    message = f"deadline of {deadline_seconds:g}s exceeded"
+    return _close_pending(
+        status, Outcome.TIMED_OUT, SearchPhase.COMPLETED, Reason.DEADLINE_EXCEEDED, message, now
+    )
+
+
+def deadline_of(status: Mapping[str, Any], deadline_seconds: float) -> dt.datetime | None:
+    started = parse_time(status.get("startTime"))
+    return started + dt.timedelta(seconds=deadline_seconds) if started else None
+
+
+def transition(old: Mapping[str, Any], new: Mapping[str, Any]) -> Transition | None:
+    """The Event to emit for a status change, if the phase changed in a way users care about."""
+    before, after = old.get("phase"), new.get("phase")
+    if before == after:
+        return None
+    condition: Mapping[str, Any] = next(
+        (c for c in new.get("conditions", ()) if c["type"] == CONDITION_SUCCEEDED), {}
+    )
+    message = str(condition.get("message", ""))
+    if after == SearchPhase.RUNNING:
+        return Transition(Reason.STARTED, message)
+    if after == SearchPhase.COMPLETED:
+        reason = Reason(condition.get("reason", Reason.COMPLETED))
+        return Transition(reason, f"{message} ({new.get('duration', '')})".strip())
+    if after == SearchPhase.FAILED:
+        return Transition(Reason(condition.get("reason", Reason.NO_PROVIDERS)), message, True)
+    if after == SearchPhase.TERMINATED:
+        return Transition(Reason.TERMINATED, message, True)
+    return None
+
+
+def output_html(results: Sequence[Mapping[str, Any]], bodies: Mapping[str, str | None]) -> str:
+    """The sample's GetResult: each provider's page, or "No Results", joined by ``<hr/>``."""
+    return RESULT_SEPARATOR.join(
+        provider_html(r, bodies.get(r.get("httpTaskName") or "")) for r in results
+    )
+
+
+def provider_html(result: Mapping[str, Any], body: str | None) -> str:
+    if result.get("outcome") == Outcome.SUCCEEDED and body is not None:
+        return body
+    return NO_RESULTS_HTML
+
+
+def text_body(child_status: Mapping[str, Any]) -> str | None:
+    """A child's stored body when it is text (binary bodies are not pages)."""
+    response = child_status.get("response") or {}
+    if response.get("encoding", "utf-8") != "utf-8":
+        return None
+    body = response.get("body")
+    return str(body) if body is not None else None
+
+
+def _close_pending(
+    status: Mapping[str, Any],
+    outcome: Outcome,
+    phase: SearchPhase,
+    reason: Reason,
+    message: str,
+    now: dt.datetime,
+) -> Status:
+    results = []
+    for result in status.get("results") or ():
+        closed = dict(result)
+        if not closed.get("outcome"):
+            closed.update(outcome=outcome.value, message=message)
+        results.append(closed)
+    new: Status = dict(status)
+    new.update(results=results, progress=progress_of(results))
+    return _finish(new, phase, reason, message, now)
+
+
+def _complete_if_done(new: Status, now: dt.datetime) -> Status:
+    results = new.get("results") or []
+    if any(not r.get("outcome") for r in results):
+        return new
+    succeeded = sum(1 for r in results if r.get("outcome") == Outcome.SUCCEEDED)
+    message = f"{succeeded} of {len(results)} providers returned results"
+    return _finish(new, SearchPhase.COMPLETED, Reason.COMPLETED, message, now)
+
+
+def _finish(
+    new: Status, phase: SearchPhase, reason: Reason, message: str, now: dt.datetime
+) -> Status:
+    new["phase"] = phase.value
+    new["completionTime"] = format_time(now)
+    started = parse_time(new.get("startTime")) or now
+    new["duration"] = format_duration((now - started).total_seconds())
+    new["conditions"] = set_condition(
+        new.get("conditions"),
+        type=CONDITION_SUCCEEDED,
+        status="True" if phase is SearchPhase.COMPLETED else "False",
+        reason=reason,
+        message=message,
+        now=now,
+    )
+    return new
+
+
+def is_finished(status: Mapping[str, Any]) -> bool:
+    phase = status.get("phase")
+    return phase is not None and SearchPhase(phase).finished
+
+
+__all__ = [
+    "Transition",
+    "deadline_of",
+    "expire",
+    "fan_in",
+    "is_finished",
+    "output_html",
+    "phase_of",
+    "progress_of",
+    "provider_html",
+    "start",
+    "terminate",
+    "text_body",
+    "transition",
+]

@@ -1,0 +1,126 @@
+"""Fan-out: from a Search and its resolved providers to the plan and the child HttpTasks.
+
+The plan is the ``results`` list a Search records when it starts: one entry per provider, in a
+stable order, with the child's deterministic name (none for a provider that does not exist).
+Once recorded it never changes, so a restarted operator re-creates exactly the same children.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from durable_search.api.constants import (
+    API_VERSION,
+    HTTPTASK_KIND,
+    LABEL_PROVIDER,
+    LABEL_ROLE,
+    LABEL_SEARCH_NAME,
+    LABEL_SEARCH_UID,
+    ROLE_FANOUT,
+    SEARCH_KIND,
+    Outcome,
+)
+from durable_search.api.models import ProviderSpec, SearchSpec
+from durable_search.engine.names import child_name, label_value
+from durable_search.engine.templating import render_url
+
+
+@dataclass(frozen=True)
+class SearchRef:
+    """Who a child belongs to: enough for names, labels and the ownerReference."""
+
+    name: str
+    namespace: str
+    uid: str
+
+
+def plan_results(
+    search: SearchRef, spec: SearchSpec, resolved: Mapping[str, ProviderSpec | None]
+) -> list[dict[str, Any]]:
+    """The initial ``results``: pending entries, and ``ProviderNotFound`` for missing refs."""
+    results: list[dict[str, Any]] = []
+    for name, provider in resolved.items():
+        if provider is None:
+            results.append(
+                {
+                    "name": name,
+                    "outcome": Outcome.PROVIDER_NOT_FOUND.value,
+                    "attempts": 0,
+                    "message": f'SearchProvider "{name}" does not exist in {search.namespace}',
+                }
+            )
+        else:
+            results.append(
+                {"name": name, "httpTaskName": child_name(search.name, name), "attempts": 0}
+            )
+    return results
+
+
+def child_labels(search: SearchRef, provider: str, role: str = ROLE_FANOUT) -> dict[str, str]:
+    return {
+        LABEL_SEARCH_UID: search.uid,
+        LABEL_SEARCH_NAME: label_value(search.name),
+        LABEL_PROVIDER: provider,
+        LABEL_ROLE: role,
+    }
+
+
+def owner_reference(search: SearchRef, *, controller: bool) -> dict[str, Any]:
+    return {
+        "apiVersion": API_VERSION,
+        "kind": SEARCH_KIND,
+        "name": search.name,
+        "uid": search.uid,
+        "controller": controller,
+        "blockOwnerDeletion": True,
+    }
+
+
+def child_manifest(
+    search: SearchRef,
+    spec: SearchSpec,
+    provider: ProviderSpec,
+    *,
+    started: dt.datetime,
+    now: dt.datetime,
+) -> dict[str, Any]:
+    """The HttpTask that fetches ``provider``'s page for the Search's query."""
+    remaining = spec.deadline_seconds - (now - started).total_seconds()
+    task_spec: dict[str, Any] = {
+        "request": {
+            "method": provider.method,
+            "url": render_url(provider.url, spec.query),
+            "headers": [h.to_json() for h in provider.headers],
+        },
+        "deadlineSeconds": max(math.ceil(remaining), 1),
+    }
+    timeout = _tightest(provider.attempt_timeout_seconds, spec.overrides.attempt_timeout_seconds)
+    if timeout is not None:
+        task_spec["attemptTimeoutSeconds"] = max(math.ceil(timeout), 1)
+    retry = dict(provider.retry or {})
+    if spec.overrides.max_attempts is not None:
+        retry["maxAttempts"] = min(int(retry.get("maxAttempts", 3)), spec.overrides.max_attempts)
+    if retry:
+        task_spec["retry"] = retry
+    if provider.response:
+        task_spec["response"] = dict(provider.response)
+    return {
+        "apiVersion": API_VERSION,
+        "kind": HTTPTASK_KIND,
+        "metadata": {
+            "name": child_name(search.name, provider.name),
+            "namespace": search.namespace,
+            "labels": child_labels(search, provider.name),
+            "ownerReferences": [owner_reference(search, controller=True)],
+        },
+        "spec": task_spec,
+    }
+
+
+def _tightest(*values: float | None) -> float | None:
+    present = [v for v in values if v is not None]
+    return min(present) if present else None
