@@ -59,8 +59,12 @@ cluster-down: venv ## stop the local control plane and remove its state
 	$(DS) cluster down
 
 .PHONY: up
-up: binaries ## run everything locally in the foreground; Ctrl-C stops it
-	$(DS) cluster up --foreground
+up: binaries ## run everything locally in the foreground; Ctrl-C stops it (CLUSTER=current: your context)
+	$(DS) up $(if $(filter current,$(CLUSTER)),--cluster current,)
+
+.PHONY: crds
+crds: venv ## regenerate crds/*.yaml from operator/durable_search/api/schema.py
+	$(BIN)/python -m durable_search.api.schema crds
 
 .PHONY: clean
 clean: ## remove the venv and local state (the binary cache in ~/.cache/durable-search stays)

@@ -18,6 +18,11 @@ import pytest
 from kubernetes import client, config
 
 from durable_search.cluster.controlplane import ControlPlane
+from tests.support.demo import DemoSite
+from tests.support.processes import OperatorProcess
+from tests.support.searches import Searches
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -81,3 +86,40 @@ class Kubectl:
 @pytest.fixture(scope="session")
 def kubectl(kubeconfig: Path) -> Kubectl:
     return Kubectl(kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def crds(kubectl: Kubectl) -> None:
+    kubectl("apply", "-f", str(REPO / "crds"))
+    kubectl("wait", "--for=condition=Established", "-f", str(REPO / "crds"), "--timeout=60s")
+
+
+@pytest.fixture(scope="session")
+def demo_site() -> Iterator[DemoSite]:
+    site = DemoSite().start()
+    try:
+        yield site
+    finally:
+        site.stop()
+
+
+@pytest.fixture(scope="session")
+def operator(
+    crds: None, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """One operator for the session, watching every namespace, loopback opened in its guard."""
+    log = tmp_path_factory.mktemp("operator") / "operator.log"
+    process = OperatorProcess(kubeconfig, log, ["--all-namespaces", "--allow-cidr=127.0.0.0/8"])
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+@pytest.fixture
+def searches(
+    api_client: client.ApiClient, namespace: str, operator: OperatorProcess
+) -> Iterator[Searches]:
+    yield Searches(api_client, namespace)
+    assert operator.alive(), f"the operator died during the test:\n{operator.tail()}"

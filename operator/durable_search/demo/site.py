@@ -5,7 +5,7 @@ Every switch is a query parameter, so a SearchProvider's URL template chooses th
 ==================  ===========================================================================
 ``delay=S``         answer after S seconds (fractions allowed)
 ``status=N``        answer with status N (e.g. 404, 500)
-``fail=N``          the first N requests of this ``key`` answer ``failstatus`` (default 503)
+``fail=N``          the first N requests of this ``key`` and query answer ``failstatus`` (503)
 ``async=N``         answer 202 + ``Location``; the job answers 202 to the first N-1 polls
 ``retryafter=S``    ``Retry-After`` on 202/429/503 answers
 ``size=B``          pad the page to B bytes; ``binary=1`` answers B random-looking bytes
@@ -37,6 +37,7 @@ SITE_NAME = "Durable Search demo site"
 @dataclass
 class SiteState:
     hits: Counter[str] = field(default_factory=Counter)  # key -> requests to /search
+    tries: Counter[tuple[str, str]] = field(default_factory=Counter)  # (key, query) -> requests
     polls: Counter[str] = field(default_factory=Counter)  # key -> polls of its jobs
     closed: Counter[str] = field(default_factory=Counter)  # key -> hung requests whose peer left
     queries: defaultdict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
@@ -83,19 +84,21 @@ async def search(request: web.Request) -> web.StreamResponse:
     query = params.get("q", "")
     key = params.get("key", "default")
     state.hits[key] += 1
+    state.tries[key, query] += 1
     state.queries[key].append(query)
     state.headers[key].append(dict(request.headers))
     if params.get("hang"):
-        try:
-            await asyncio.Event().wait()
-        finally:
-            state.closed[key] += 1  # cancelled: the client closed the connection
+        # Never answer; notice when the client gives up and closes the connection.
+        while request.transport is not None and not request.transport.is_closing():  # noqa: ASYNC110
+            await asyncio.sleep(0.05)
+        state.closed[key] += 1
+        return web.Response(status=499, text="client closed the connection\n")
     delay = _float(params, "delay")
     if delay:
         await asyncio.sleep(delay)
     retry_after = params.get("retryafter")
     extra = {"Retry-After": retry_after} if retry_after else {}
-    if state.hits[key] <= _int(params, "fail"):
+    if state.tries[key, query] <= _int(params, "fail"):
         return web.Response(
             status=_int(params, "failstatus", 503), text="try again later\n", headers=extra
         )

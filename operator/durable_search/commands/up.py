@@ -1,0 +1,167 @@
+"""``durable-search up`` (``make up``): everything locally, in the foreground; Ctrl-C stops it.
+
+Starts (or reuses) the local control plane, applies the CRDs and the demo SearchProviders, then
+runs the demo search site and the operator as child processes with their logs in
+``.local/logs/``. ``--cluster current`` uses the current kube context instead of the local
+control plane (an explicit opt-in: nothing is applied to a real cluster otherwise).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+from durable_search.cluster.build import BuildError
+from durable_search.cluster.controlplane import ControlPlane, ControlPlaneError
+from durable_search.commands.cluster import DEFAULT_KUBECONFIG, DEFAULT_STATE_DIR
+
+LOGS = Path(".local/logs")
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser("up", help="run the whole system locally (make up)")
+    parser.add_argument(
+        "--cluster",
+        choices=["local", "current"],
+        default="local",
+        help="local: the loopback control plane; current: your kube context",
+    )
+    parser.add_argument("--namespace", default="default")
+    parser.add_argument("--demo-port", type=int, default=8090)
+    parser.add_argument("--health-port", type=int, default=8091)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    LOGS.mkdir(parents=True, exist_ok=True)
+    plane: ControlPlane | None = None
+    started_plane = False
+    if args.cluster == "local":
+        plane = ControlPlane(DEFAULT_STATE_DIR.resolve(), DEFAULT_KUBECONFIG.resolve())
+        started_plane = not plane.is_running()
+        _step("starting the local control plane" if started_plane else "reusing the control plane")
+        try:
+            plane.start()
+        except (BuildError, ControlPlaneError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        kubeconfig = str(plane.kubeconfig)
+    else:
+        kubeconfig = os.environ.get("KUBECONFIG", str(Path.home() / ".kube" / "config"))
+    env = {**os.environ, "KUBECONFIG": kubeconfig}
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        _step("applying the CRDs and the demo SearchProviders")
+        _kubectl(env, "apply", "-f", "crds/")
+        _kubectl(env, "wait", "--for=condition=Established", "-f", "crds/", "--timeout=60s")
+        _kubectl(
+            env, "apply", "-n", args.namespace, "-f", "manifests/examples/searchproviders.yaml"
+        )
+        me = [sys.executable, "-m", "durable_search.cli"]
+        _step(f"starting the demo search site on 127.0.0.1:{args.demo_port}")
+        children.append(_spawn("demo-site", [*me, "demo-site", "--port", str(args.demo_port)], env))
+        _wait_http(f"http://127.0.0.1:{args.demo_port}/healthz", children[-1], "demo-site")
+        _step("starting the operator")
+        children.append(
+            _spawn(
+                "operator",
+                [
+                    *me,
+                    "operator",
+                    "--namespace",
+                    args.namespace,
+                    "--allow-cidr",
+                    "127.0.0.0/8",
+                    "--health-port",
+                    str(args.health_port),
+                ],
+                env,
+            )
+        )
+        _wait_http(f"http://127.0.0.1:{args.health_port}/readyz", children[-1], "operator")
+        print()
+        print(
+            f"Durable Search is up: demo search site http://127.0.0.1:{args.demo_port}/search?q=hello"
+        )
+        print(f"export KUBECONFIG={kubeconfig}")
+        print("kubectl apply -f manifests/examples/ && kubectl get searches -w")
+        print('.venv/bin/durable-search start "café & crème" --wait')
+        print(f"logs: {LOGS}/  (Ctrl-C stops everything this started)", flush=True)
+        _supervise(children)
+    except KeyboardInterrupt:
+        pass
+    except (subprocess.CalledProcessError, RuntimeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    finally:
+        _step("stopping")
+        for child in reversed(children):
+            _stop(child)
+        if plane is not None and started_plane:
+            plane.stop()
+    return 0
+
+
+def _step(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def _kubectl(env: dict[str, str], *args: str) -> None:
+    result = subprocess.run(
+        ["kubectl", *args], env=env, capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"kubectl {' '.join(args)} failed:\n{result.stderr.strip()}")
+
+
+def _spawn(name: str, command: Sequence[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    log = (LOGS / f"{name}.log").open("ab")
+    return subprocess.Popen(
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes], name: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited (code {process.returncode}); see {LOGS}/{name}.log")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{name} was not ready within {timeout:.0f}s; see {LOGS}/{name}.log")
+
+
+def _supervise(children: Sequence[subprocess.Popen[bytes]]) -> None:
+    signal.signal(signal.SIGTERM, _interrupt)
+    while True:
+        for child in children:
+            if child.poll() is not None:
+                raise RuntimeError(f"a process exited unexpectedly: {child.args!r}")
+        time.sleep(1)
+
+
+def _interrupt(*_: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    if child.poll() is None:
+        child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(10)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()

@@ -1,0 +1,149 @@
+"""Fan-out plan and fan-in: results, progress, phases, and the joined output."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from durable_search.api.models import ProviderSpec, SearchSpec
+from durable_search.engine import fanin
+from durable_search.engine.fanout import SearchRef, child_manifest, plan_results
+from durable_search.engine.names import child_name, label_value, watcher_name
+
+NOW = dt.datetime(2026, 11, 26, 8, 0, 0, tzinfo=dt.UTC)
+REF = SearchRef("s1", "ns", "uid-1")
+
+
+def later(seconds: float) -> dt.datetime:
+    return NOW + dt.timedelta(seconds=seconds)
+
+
+def started(providers: dict[str, ProviderSpec | None]) -> dict[str, Any]:
+    spec = SearchSpec(query="q")
+    return fanin.start({}, plan_results(REF, spec, providers), 1, NOW)
+
+
+def provider(name: str) -> ProviderSpec:
+    return ProviderSpec(name=name, url=f"http://{name}.example/?q={{query}}")
+
+
+def child(outcome: str | None, code: int | None = None) -> dict[str, Any]:
+    status: dict[str, Any] = {"attempts": 1, "phase": "Running"}
+    if outcome:
+        status.update(outcome=outcome, phase="Succeeded" if code else "Failed")
+    if code:
+        status["response"] = {"statusCode": code}
+    return status
+
+
+def test_the_plan_names_children_deterministically_and_records_missing_refs() -> None:
+    status = started({"a": provider("a"), "gone": None})
+    assert status["phase"] == "Running"
+    assert status["results"][0] == {"name": "a", "httpTaskName": "s1-a", "attempts": 0}
+    assert status["results"][1]["outcome"] == "ProviderNotFound"
+    assert status["progress"] == "1/2"
+
+
+def test_no_providers_fails_the_search_with_a_reason() -> None:
+    status = started({})
+    assert status["phase"] == "Failed"
+    assert status["conditions"][0]["reason"] == "NoProviders"
+
+
+def test_fan_in_completes_only_when_every_provider_has_an_outcome() -> None:
+    status = started({"a": provider("a"), "b": provider("b"), "c": provider("c")})
+    partial = fanin.fan_in(
+        status, {"s1-a": child("Succeeded", 200), "s1-b": child(None)}, 1, later(1)
+    )
+    assert (partial["phase"], partial["progress"]) == ("Running", "1/3")
+    done = fanin.fan_in(
+        partial,
+        {"s1-b": child("HttpError", 404), "s1-c": child("TransportError")},
+        1,
+        later(2),
+    )
+    assert (done["phase"], done["progress"], done["duration"]) == ("Completed", "3/3", "2.0s")
+    assert [r["outcome"] for r in done["results"]] == ["Succeeded", "HttpError", "TransportError"]
+    assert done["results"][1]["statusCode"] == 404
+    assert "statusCode" not in done["results"][2]
+    condition = done["conditions"][0]
+    assert (condition["status"], condition["message"]) == (
+        "True",
+        "1 of 3 providers returned results",
+    )
+
+
+def test_a_recorded_outcome_is_never_rewritten_by_a_partial_view() -> None:
+    status = started({"a": provider("a"), "b": provider("b")})
+    status = fanin.fan_in(status, {"s1-a": child("Succeeded", 200)}, 1, later(1))
+    again = fanin.fan_in(status, {}, 1, later(2))  # a cache that lost the child
+    assert again["results"][0]["outcome"] == "Succeeded"
+    assert again["progress"] == "1/2"
+
+
+def test_terminate_and_expire_close_the_unfinished_providers() -> None:
+    status = started({"a": provider("a"), "b": provider("b")})
+    status = fanin.fan_in(status, {"s1-a": child("Succeeded", 200)}, 1, later(1))
+    terminated = fanin.terminate(status, later(2), "terminated on request")
+    assert terminated["phase"] == "Terminated"
+    assert [r["outcome"] for r in terminated["results"]] == ["Succeeded", "Terminated"]
+    expired = fanin.expire(status, 30, later(31))
+    assert expired["phase"] == "Completed"
+    assert expired["results"][1]["outcome"] == "TimedOut"
+    assert expired["conditions"][0]["reason"] == "DeadlineExceeded"
+
+
+def test_output_joins_pages_and_no_results_with_hr() -> None:
+    results = [
+        {"name": "a", "httpTaskName": "s1-a", "outcome": "Succeeded"},
+        {"name": "b", "httpTaskName": "s1-b", "outcome": "HttpError"},
+        {"name": "c", "httpTaskName": "s1-c", "outcome": "TransportError"},
+    ]
+    html = fanin.output_html(results, {"s1-a": "<p>A</p>", "s1-b": "<p>404 page</p>"})
+    assert html == "<p>A</p><hr/><h1>No Results</h1><hr/><h1>No Results</h1>"
+
+
+def test_binary_bodies_are_not_pages() -> None:
+    assert fanin.text_body({"response": {"body": "AAEC", "encoding": "base64"}}) is None
+    assert fanin.text_body({"response": {"body": "<p/>", "encoding": "utf-8"}}) == "<p/>"
+
+
+def test_transitions_name_the_events_users_care_about() -> None:
+    running = started({"a": provider("a")})
+    assert fanin.transition({}, running) == fanin.Transition(
+        fanin.Reason.STARTED, "fanned out to 1 providers"
+    )
+    done = fanin.fan_in(running, {"s1-a": child("Succeeded", 200)}, 1, later(1))
+    change = fanin.transition(running, done)
+    assert change is not None and change.reason == "Completed" and not change.warning
+    assert fanin.transition(done, done) is None
+
+
+def test_child_manifest_encodes_the_query_and_carries_the_remaining_deadline() -> None:
+    spec = SearchSpec.parse(
+        {
+            "query": "café & crème",
+            "deadlineSeconds": 60,
+            "overrides": {"attemptTimeoutSeconds": 5, "maxAttempts": 2},
+        }
+    )
+    site = ProviderSpec.parse(
+        "wiki",
+        {"url": "http://w/?q={query}", "attemptTimeoutSeconds": 9, "retry": {"maxAttempts": 5}},
+    )
+    manifest = child_manifest(REF, spec, site, started=NOW, now=later(20))
+    assert manifest["metadata"]["name"] == "s1-wiki"
+    assert manifest["metadata"]["ownerReferences"][0]["controller"] is True
+    assert manifest["spec"]["request"]["url"] == "http://w/?q=caf%C3%A9%20%26%20cr%C3%A8me"
+    assert manifest["spec"]["deadlineSeconds"] == 40
+    assert manifest["spec"]["attemptTimeoutSeconds"] == 5  # the override tightens
+    assert manifest["spec"]["retry"]["maxAttempts"] == 2
+
+
+def test_names_fit_the_api_limits_and_never_collide_with_the_watcher() -> None:
+    long_name = "s" * 250
+    assert len(child_name(long_name, "wiki")) <= 253
+    assert child_name(long_name, "wiki") != child_name(long_name, "news")
+    assert watcher_name("s1") == "s1--watcher" != child_name("s1", "watcher")
+    value = label_value("x" * 100)
+    assert len(value) <= 63 and value[-1].isalnum()
