@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -49,15 +49,26 @@ def api_client(kubeconfig: Path) -> Iterator[client.ApiClient]:
         api.close()
 
 
-@pytest.fixture
-def namespace(api_client: client.ApiClient) -> Iterator[str]:
-    name = f"t-{uuid.uuid4().hex[:10]}"
+def _namespace(api_client: client.ApiClient, prefix: str) -> Iterator[str]:
+    name = f"{prefix}-{uuid.uuid4().hex[:10]}"
     core = client.CoreV1Api(api_client)
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     try:
         yield name
     finally:
         core.delete_namespace(name)
+
+
+@pytest.fixture
+def namespace(api_client: client.ApiClient) -> Iterator[str]:
+    """A fresh namespace the session's operator watches."""
+    yield from _namespace(api_client, "t")
+
+
+@pytest.fixture
+def isolated_namespace(api_client: client.ApiClient) -> Iterator[str]:
+    """A fresh namespace no shared operator watches: the test runs its own."""
+    yield from _namespace(api_client, "iso")
 
 
 class Kubectl:
@@ -107,9 +118,13 @@ def demo_site() -> Iterator[DemoSite]:
 def operator(
     crds: None, kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
-    """One operator for the session, watching every namespace, loopback opened in its guard."""
+    """One operator for the session, watching the ``t-*`` test namespaces, loopback opened.
+
+    Tests that need an operator of their own (killed, differently configured) use an
+    ``isolated_namespace``, which this one does not watch.
+    """
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    process = OperatorProcess(kubeconfig, log, ["--all-namespaces", "--allow-cidr=127.0.0.0/8"])
+    process = OperatorProcess(kubeconfig, log, ["--namespace=t-*", "--allow-cidr=127.0.0.0/8"])
     process.start()
     try:
         yield process
@@ -123,3 +138,21 @@ def searches(
 ) -> Iterator[Searches]:
     yield Searches(api_client, namespace)
     assert operator.alive(), f"the operator died during the test:\n{operator.tail()}"
+
+
+@pytest.fixture
+def start_operator(
+    crds: None, kubeconfig: Path, tmp_path: Path
+) -> Iterator[Callable[..., OperatorProcess]]:
+    """Start operators of the test's own (for isolated namespaces); all stopped at the end."""
+    started: list[OperatorProcess] = []
+
+    def start(namespace: str, *args: str) -> OperatorProcess:
+        log = tmp_path / f"operator-{len(started)}.log"
+        process = OperatorProcess(kubeconfig, log, [f"--namespace={namespace}", *args])
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        process.stop()

@@ -22,8 +22,11 @@ def free_port() -> int:
 
 
 class OperatorProcess:
-    def __init__(self, kubeconfig: Path, log: Path, args: Sequence[str]) -> None:
+    def __init__(
+        self, kubeconfig: Path, log: Path, args: Sequence[str], log_level: str = "debug"
+    ) -> None:
         self.kubeconfig = kubeconfig
+        self.log_level = log_level
         self.log = log
         self.args = list(args)
         self.health_port = free_port()
@@ -37,7 +40,7 @@ class OperatorProcess:
             "operator",
             f"--kubeconfig={self.kubeconfig}",
             f"--health-port={self.health_port}",
-            "--log-level=debug",
+            f"--log-level={self.log_level}",
             *self.args,
         ]
         with self.log.open("ab") as log:

@@ -110,13 +110,14 @@ def test_binary_bodies_are_not_pages() -> None:
 
 def test_transitions_name_the_events_users_care_about() -> None:
     running = started({"a": provider("a")})
-    assert fanin.transition({}, running) == fanin.Transition(
-        fanin.Reason.STARTED, "fanned out to 1 providers"
-    )
+    assert fanin.transition({}, running) is None  # a start is in status; no Event write
     done = fanin.fan_in(running, {"s1-a": child("Succeeded", 200)}, 1, later(1))
     change = fanin.transition(running, done)
     assert change is not None and change.reason == "Completed" and not change.warning
     assert fanin.transition(done, done) is None
+    terminated = fanin.terminate(running, later(1), "terminated on request")
+    change = fanin.transition(running, terminated)
+    assert change is not None and change.reason == "Terminated" and change.warning
 
 
 def test_child_manifest_encodes_the_query_and_carries_the_remaining_deadline() -> None:

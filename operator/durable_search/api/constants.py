@@ -65,7 +65,6 @@ class Outcome(StrEnum):
 class Reason(StrEnum):
     """CamelCase reasons for conditions and Events."""
 
-    STARTED = "Started"
     RUNNING = "Running"
     COMPLETED = "Completed"
     NO_PROVIDERS = "NoProviders"

@@ -44,6 +44,19 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=int(os.environ.get("DURABLE_SEARCH_HEALTH_PORT", "0")) or None,
         help="serve /healthz, /readyz and /metrics on this port (env DURABLE_SEARCH_HEALTH_PORT)",
     )
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=int(os.environ.get("DURABLE_SEARCH_MAX_CONNECTIONS", "512")),
+        help="open connections to all sites together (env DURABLE_SEARCH_MAX_CONNECTIONS)",
+    )
+    parser.add_argument(
+        "--max-connections-per-host",
+        type=int,
+        default=int(os.environ.get("DURABLE_SEARCH_MAX_CONNECTIONS_PER_HOST", "16")),
+        help="open connections to one site, so a stalled site cannot starve the others "
+        "(env DURABLE_SEARCH_MAX_CONNECTIONS_PER_HOST)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -57,6 +70,8 @@ def config_from(args: argparse.Namespace) -> OperatorConfig:
         allow_cidrs=parse_list(args.allow_cidrs, "DURABLE_SEARCH_ALLOW_CIDRS"),
         allow_hosts=parse_list(args.allow_hosts, "DURABLE_SEARCH_ALLOW_HOSTS"),
         health_port=args.health_port,
+        max_connections=args.max_connections,
+        max_connections_per_host=args.max_connections_per_host,
     )
 
 

@@ -48,6 +48,7 @@ class OperatorConfig:
     allow_hosts: tuple[str, ...] = ()
     health_host: str = "0.0.0.0"
     health_port: int | None = None
+    max_connections: int = 512
     max_connections_per_host: int = 16
     extra_settings: dict[str, Any] = field(default_factory=dict)
 
@@ -67,6 +68,7 @@ async def run_operator(
         ClientSettings(
             policy=AddressPolicy.from_strings(config.allow_cidrs),
             allow_hosts=frozenset(h.lower() for h in config.allow_hosts),
+            max_connections=config.max_connections,
             max_connections_per_host=config.max_connections_per_host,
         )
     )
@@ -76,7 +78,7 @@ async def run_operator(
             api=api,
             store=task_store,
             http=http,
-            credentials=Credentials(api.api_client),
+            credentials=Credentials(api.api_client, http),
             clock=now,
         ),
         SearchContext(
@@ -88,7 +90,8 @@ async def run_operator(
         ),
     )
     registry = _registry(runtime, explicit_kubeconfig=bool(config.kubeconfig))
-    settings = _settings(clusterwide=config.all_namespaces)
+    patterns = any(ch in ns for ns in namespaces for ch in "*?[")
+    settings = _settings(scan_namespaces=config.all_namespaces or patterns)
     ready = ready_flag or asyncio.Event()
     health = await _start_health_server(config, api, ready) if config.health_port else None
     logger.info(
@@ -137,7 +140,7 @@ def _registry(runtime: Runtime, *, explicit_kubeconfig: bool) -> kopf.OperatorRe
     return registry
 
 
-def _settings(*, clusterwide: bool) -> kopf.OperatorSettings:
+def _settings(*, scan_namespaces: bool) -> kopf.OperatorSettings:
     settings = kopf.OperatorSettings()
     # We post our own Events for the transitions users care about; kopf's would be API writes.
     settings.posting.enabled = False
@@ -150,8 +153,9 @@ def _settings(*, clusterwide: bool) -> kopf.OperatorSettings:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
-    # Scanning needs cluster-wide list rights, which a namespaced install does not grant.
-    settings.scanning.disabled = not clusterwide
+    # Scanning needs cluster-wide list rights, which a namespaced install does not grant; it
+    # is only needed to follow namespaces matching a pattern (--namespace 'team-*').
+    settings.scanning.disabled = not scan_namespaces
     # Level-triggered workers: a short batch window is enough to coalesce bursts.
     settings.batching.batch_window = 0.02
     return settings

@@ -99,6 +99,7 @@ async def _send_and_record(
             await _write(ctx, body, new_status, conflict_ok=False)
             return
         except ConflictError:
+            logger.debug("%s/%s: 409 recording %s %s; re-reading", *key, sent.kind, sent.number)
             try:
                 body = await ctx.api.get(HTTPTASK_PLURAL, *key)
             except NotFoundError:

@@ -86,7 +86,7 @@ async def search(request: web.Request) -> web.StreamResponse:
     state.hits[key] += 1
     state.tries[key, query] += 1
     state.queries[key].append(query)
-    state.headers[key].append(dict(request.headers))
+    state.headers[key].append({k.lower(): v for k, v in request.headers.items()})
     if params.get("hang"):
         # Never answer; notice when the client gives up and closes the connection.
         while request.transport is not None and not request.transport.is_closing():  # noqa: ASYNC110

@@ -130,7 +130,7 @@ def transition(old: Mapping[str, Any], new: Mapping[str, Any]) -> Transition | N
     )
     message = str(condition.get("message", ""))
     if after == SearchPhase.RUNNING:
-        return Transition(Reason.STARTED, message)
+        return None  # visible in status; an Event per start would only cost a write
     if after == SearchPhase.COMPLETED:
         reason = Reason(condition.get("reason", Reason.COMPLETED))
         return Transition(reason, f"{message} ({new.get('duration', '')})".strip())
