@@ -24,6 +24,19 @@ $(VENV)/.installed: pyproject.toml requirements/constraints.txt
 .PHONY: venv
 venv: $(VENV)/.installed ## create .venv/ with the project and its dev dependencies
 
+.PHONY: system-deps
+system-deps: ## Debian packages the suite needs (chromium for the browser tests), and kubectl
+	@command -v kubectl >/dev/null || { echo "error: kubectl is required on PATH"; exit 1; }
+	@command -v go >/dev/null || { echo "error: Go is required to build the control plane"; exit 1; }
+	@if [ ! -x /usr/bin/chromium ]; then \
+		echo "installing Debian's chromium for the browser tests"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null 2>&1 \
+		|| { $$SUDO apt-get update -q >/dev/null && \
+		     $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; } \
+		|| { echo "error: could not install chromium (apt-get)"; exit 1; }; \
+	fi
+
 .PHONY: binaries
 binaries: venv ## build (or reuse from ~/.cache/durable-search) etcd, kube-apiserver, kube-controller-manager
 	$(DS) cluster build
@@ -43,7 +56,7 @@ types: venv ## mypy --strict on both packages
 	$(BIN)/mypy
 
 .PHONY: test
-test: venv binaries lint types ## the whole suite: lint, types, unit, integration (real control plane)
+test: venv system-deps binaries lint types ## the whole suite: lint, types, unit, integration (real control plane)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit

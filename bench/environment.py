@@ -70,19 +70,25 @@ def environment(
         plane.start()
         try:
             kubectl = ["kubectl", f"--kubeconfig={plane.kubeconfig}"]
-            subprocess.run([*kubectl, "apply", "-f", str(REPO / "crds")], check=True,
-                           capture_output=True)  # fmt: skip
-            subprocess.run([*kubectl, "wait", "--for=condition=Established", "-f",
-                            str(REPO / "crds")], check=True, capture_output=True)  # fmt: skip
-            subprocess.run([*kubectl, "create", "namespace", namespace], check=True,
-                           capture_output=True)  # fmt: skip
+            subprocess.run(
+                [*kubectl, "apply", "-f", str(REPO / "crds")], check=True, capture_output=True
+            )
+            subprocess.run(
+                [*kubectl, "wait", "--for=condition=Established", "-f", str(REPO / "crds")],
+                check=True,
+                capture_output=True,
+            )
+            subprocess.run(
+                [*kubectl, "create", "namespace", namespace], check=True, capture_output=True
+            )
             api = config.new_client_from_config(config_file=str(plane.kubeconfig))
             site = DemoSite().start()
             operator = OperatorProcess(
-                plane.kubeconfig, root / "operator.log",
+                plane.kubeconfig,
+                root / "operator.log",
                 ["--namespace", namespace, "--allow-cidr=127.0.0.0/8", *operator_args],
                 log_level="info",
-            )  # fmt: skip
+            )
             operator.start()
             try:
                 yield Environment(plane, api, site, operator, namespace)

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# The cluster fixtures (control plane, operator, web service, demo site) for every suite.
+pytest_plugins = ["tests.support.fixtures"]
+
 _MARKER_BY_DIRECTORY = {"unit": "unit", "integration": "integration", "browser": "browser"}
 
 

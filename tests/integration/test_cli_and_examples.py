@@ -13,8 +13,8 @@ import pytest
 from kubernetes import client
 
 from durable_search.api.constants import GROUP, PROVIDER_PLURAL, VERSION
-from tests.integration.conftest import Kubectl
 from tests.support.demo import DemoSite
+from tests.support.fixtures import Kubectl
 from tests.support.searches import Searches
 
 REPO = Path(__file__).resolve().parents[2]

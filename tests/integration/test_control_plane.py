@@ -14,7 +14,7 @@ from kubernetes.client.rest import ApiException
 
 from durable_search.cluster.build import Binaries, cached_binaries
 from durable_search.cluster.controlplane import ControlPlane, ControlPlaneError
-from tests.integration.conftest import Kubectl
+from tests.support.fixtures import Kubectl
 from tests.support.kubeconfigs import kubeconfig_with_token
 from tests.support.waiting import eventually
 

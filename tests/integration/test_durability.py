@@ -24,9 +24,11 @@ def child_status(searches: Searches, name: str, provider: str) -> dict[str, obje
 
 
 def test_kill_while_polling_resumes_the_polls_without_resending_the_first_request(
-    api_client: client.ApiClient, isolated_namespace: str, demo_site: DemoSite,
+    api_client: client.ApiClient,
+    isolated_namespace: str,
+    demo_site: DemoSite,
     start_operator: Callable[..., OperatorProcess],
-) -> None:  # fmt: skip
+) -> None:
     searches = Searches(api_client, isolated_namespace)
     operator = start_operator(isolated_namespace, LOOPBACK)
     name = searches.create(
@@ -57,9 +59,11 @@ def test_kill_while_polling_resumes_the_polls_without_resending_the_first_reques
 
 
 def test_kill_while_a_retry_waits_resumes_at_the_recorded_time(
-    api_client: client.ApiClient, isolated_namespace: str, demo_site: DemoSite,
+    api_client: client.ApiClient,
+    isolated_namespace: str,
+    demo_site: DemoSite,
     start_operator: Callable[..., OperatorProcess],
-) -> None:  # fmt: skip
+) -> None:
     searches = Searches(api_client, isolated_namespace)
     operator = start_operator(isolated_namespace, LOOPBACK)
     name = searches.create(
@@ -89,9 +93,11 @@ def test_kill_while_a_retry_waits_resumes_at_the_recorded_time(
 
 
 def test_a_conflict_on_the_record_rereads_and_records_once(
-    api_client: client.ApiClient, isolated_namespace: str, demo_site: DemoSite,
+    api_client: client.ApiClient,
+    isolated_namespace: str,
+    demo_site: DemoSite,
     start_operator: Callable[..., OperatorProcess],
-) -> None:  # fmt: skip
+) -> None:
     searches = Searches(api_client, isolated_namespace)
     operator = start_operator(isolated_namespace, LOOPBACK)
     name = searches.create(
@@ -104,9 +110,13 @@ def test_a_conflict_on_the_record_rereads_and_records_once(
     # Change the object while its request is in flight: the operator's resourceVersion is stale.
     task_name = f"{name}-slow"
     client.CustomObjectsApi(api_client).patch_namespaced_custom_object(
-        GROUP, VERSION, isolated_namespace, HTTPTASK_PLURAL, task_name,
+        GROUP,
+        VERSION,
+        isolated_namespace,
+        HTTPTASK_PLURAL,
+        task_name,
         {"metadata": {"labels": {"touched": "yes"}}},
-    )  # fmt: skip
+    )
     body = searches.wait(name, timeout=30)
     result = searches.result(body, "slow")
     assert (result["outcome"], result["attempts"]) == ("Succeeded", 1)
@@ -115,9 +125,11 @@ def test_a_conflict_on_the_record_rereads_and_records_once(
 
 
 def test_deleting_a_search_cancels_its_request_in_flight(
-    api_client: client.ApiClient, isolated_namespace: str, demo_site: DemoSite,
+    api_client: client.ApiClient,
+    isolated_namespace: str,
+    demo_site: DemoSite,
     start_operator: Callable[..., OperatorProcess],
-) -> None:  # fmt: skip
+) -> None:
     searches = Searches(api_client, isolated_namespace)
     start_operator(isolated_namespace, LOOPBACK)
     name = searches.create(
@@ -127,7 +139,10 @@ def test_deleting_a_search_cancels_its_request_in_flight(
         }
     )
     eventually(lambda: demo_site.stats()["hits"].get("delete-hang") == 1, message="request sent")
-    searches.custom.delete_namespaced_custom_object(GROUP, VERSION, isolated_namespace,
-                                                    "searches", name)  # fmt: skip
-    eventually(lambda: demo_site.stats()["closed"].get("delete-hang") == 1,
-               message="the server saw the connection close")  # fmt: skip
+    searches.custom.delete_namespaced_custom_object(
+        GROUP, VERSION, isolated_namespace, "searches", name
+    )
+    eventually(
+        lambda: demo_site.stats()["closed"].get("delete-hang") == 1,
+        message="the server saw the connection close",
+    )

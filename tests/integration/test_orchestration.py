@@ -12,8 +12,8 @@ from kubernetes.client.rest import ApiException
 from durable_search.api.constants import GROUP, HTTPTASK_PLURAL, PROVIDER_PLURAL, VERSION
 from durable_search.api.timestamps import parse_time
 from durable_search.engine.fanin import output_html, text_body
-from tests.integration.conftest import Kubectl
 from tests.support.demo import DemoSite
+from tests.support.fixtures import Kubectl
 from tests.support.processes import free_port
 from tests.support.searches import Searches
 from tests.support.waiting import eventually

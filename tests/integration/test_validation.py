@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import Kubectl
+from tests.support.fixtures import Kubectl
 
 REPO = Path(__file__).resolve().parents[2]
 GOOD_PROVIDER = {"name": "wiki", "url": "http://127.0.0.1:1/search?q={query}"}

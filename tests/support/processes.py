@@ -84,3 +84,64 @@ class OperatorProcess:
 
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+class WebProcess:
+    """``durable-search web`` as a subprocess on a free port."""
+
+    def __init__(
+        self, kubeconfig: Path, log: Path, namespace: str, args: Sequence[str] = ()
+    ) -> None:
+        self.kubeconfig = kubeconfig
+        self.log = log
+        self.namespace = namespace
+        self.args = list(args)
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30) -> WebProcess:
+        command = [
+            sys.executable,
+            "-m",
+            "durable_search.cli",
+            "web",
+            f"--kubeconfig={self.kubeconfig}",
+            f"--namespace={self.namespace}",
+            f"--port={self.port}",
+            "--log-level=debug",
+            *self.args,
+        ]
+        with self.log.open("ab") as log:
+            self.process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the web service exited at start:\n{self.tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.base}/readyz", timeout=1) as response:
+                    if response.status == 200:
+                        return self
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"the web service was not ready within {timeout}s:\n{self.tail()}")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])

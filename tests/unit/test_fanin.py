@@ -148,3 +148,8 @@ def test_names_fit_the_api_limits_and_never_collide_with_the_watcher() -> None:
     assert watcher_name("s1") == "s1--watcher" != child_name("s1", "watcher")
     value = label_value("x" * 100)
     assert len(value) <= 63 and value[-1].isalnum()
+
+
+def test_a_fold_that_changes_nothing_returns_the_same_status() -> None:
+    status = started({"a": provider("a"), "b": provider("b")})
+    assert fanin.fan_in(status, {"s1-a": child(None)}, 1, later(1)) == status

@@ -1,7 +1,7 @@
 """``durable-search up`` (``make up``): everything locally, in the foreground; Ctrl-C stops it.
 
 Starts (or reuses) the local control plane, applies the CRDs and the demo SearchProviders, then
-runs the demo search site and the operator as child processes with their logs in
+runs the demo search site, the operator and the web service as child processes with their logs in
 ``.local/logs/``. ``--cluster current`` uses the current kube context instead of the local
 control plane (an explicit opt-in: nothing is applied to a real cluster otherwise).
 """
@@ -37,6 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument("--namespace", default="default")
     parser.add_argument("--demo-port", type=int, default=8090)
     parser.add_argument("--health-port", type=int, default=8091)
+    parser.add_argument("--port", type=int, default=8080, help="the web service's port")
     parser.set_defaults(handler=run)
 
 
@@ -62,9 +63,7 @@ def run(args: argparse.Namespace) -> int:
         _step("applying the CRDs and the demo SearchProviders")
         _kubectl(env, "apply", "-f", "crds/")
         _kubectl(env, "wait", "--for=condition=Established", "-f", "crds/", "--timeout=60s")
-        _kubectl(
-            env, "apply", "-n", args.namespace, "-f", "manifests/examples/searchproviders.yaml"
-        )
+        _kubectl(env, "apply", "-n", args.namespace, "-f", "manifests/examples/providers.yaml")
         me = [sys.executable, "-m", "durable_search.cli"]
         _step(f"starting the demo search site on 127.0.0.1:{args.demo_port}")
         children.append(_spawn("demo-site", [*me, "demo-site", "--port", str(args.demo_port)], env))
@@ -87,10 +86,13 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         _wait_http(f"http://127.0.0.1:{args.health_port}/readyz", children[-1], "operator")
+        _step(f"starting the web service on 127.0.0.1:{args.port}")
+        web = [*me, "web", "--namespace", args.namespace, "--port", str(args.port)]
+        children.append(_spawn("web", web, env))
+        _wait_http(f"http://127.0.0.1:{args.port}/readyz", children[-1], "web")
         print()
-        print(
-            f"Durable Search is up: demo search site http://127.0.0.1:{args.demo_port}/search?q=hello"
-        )
+        print(f"Durable Search is up: http://127.0.0.1:{args.port}/")
+        print(f"demo search site: http://127.0.0.1:{args.demo_port}/search?q=hello")
         print(f"export KUBECONFIG={kubeconfig}")
         print("kubectl apply -f manifests/examples/ && kubectl get searches -w")
         print('.venv/bin/durable-search start "café & crème" --wait')

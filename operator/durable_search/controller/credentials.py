@@ -185,6 +185,12 @@ class Credentials:
                 ) from None
             return token, lifetime
 
-        key = ("oauth2", namespace, source.token_url, source.client_id, source.client_secret,
-               source.scopes)  # fmt: skip
+        key = (
+            "oauth2",
+            namespace,
+            source.token_url,
+            source.client_id,
+            source.client_secret,
+            source.scopes,
+        )
         return await self.tokens.get(key, fetch)

@@ -27,7 +27,6 @@ from durable_search.api.constants import GROUP, HTTPTASK_PLURAL, SEARCH_PLURAL, 
 from durable_search.api.timestamps import now
 from durable_search.controller.credentials import Credentials
 from durable_search.controller.events import EventRecorder
-from durable_search.controller.kube import KubeApi
 from durable_search.controller.metrics import METRICS
 from durable_search.controller.runtime import Runtime
 from durable_search.controller.searches import SearchContext
@@ -35,6 +34,7 @@ from durable_search.controller.store import ObjectStore
 from durable_search.controller.tasks import TaskContext
 from durable_search.http.addresses import AddressPolicy
 from durable_search.http.client import ClientSettings, SharedHttpClient
+from durable_search.kubeapi import KubeApi
 
 logger = logging.getLogger("durable_search.operator")
 
@@ -63,7 +63,7 @@ async def run_operator(
     if config.kubeconfig:
         os.environ["KUBECONFIG"] = config.kubeconfig  # kopf's own login reads it
     api = await KubeApi.connect(config.kubeconfig)
-    namespaces = config.namespaces or (_context_namespace(),)
+    namespaces = config.namespaces or (context_namespace(),)
     http = SharedHttpClient(
         ClientSettings(
             policy=AddressPolicy.from_strings(config.allow_cidrs),
@@ -161,7 +161,7 @@ def _settings(*, scan_namespaces: bool) -> kopf.OperatorSettings:
     return settings
 
 
-def _context_namespace() -> str:
+def context_namespace() -> str:
     """The kubeconfig context's namespace, else the Pod's, else ``default``."""
     service_account_ns = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
     with contextlib.suppress(OSError):

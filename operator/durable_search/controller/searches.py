@@ -24,11 +24,11 @@ from durable_search.api.constants import (
 from durable_search.api.models import ProviderSpec, SearchSpec
 from durable_search.api.timestamps import parse_time
 from durable_search.controller.events import EventRecorder
-from durable_search.controller.kube import ConflictError, KubeApi, NotFoundError
 from durable_search.controller.metrics import METRICS
 from durable_search.controller.store import Key, ObjectStore
 from durable_search.engine import fanin
 from durable_search.engine.fanout import SearchRef, child_manifest, plan_results
+from durable_search.kubeapi import ConflictError, KubeApi, NotFoundError
 
 logger = logging.getLogger("durable_search.search")
 Body = dict[str, Any]

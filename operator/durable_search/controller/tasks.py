@@ -21,12 +21,12 @@ from durable_search.api.constants import HTTPTASK_PLURAL
 from durable_search.api.models import HttpTaskSpec
 from durable_search.api.timestamps import parse_time
 from durable_search.controller.credentials import CredentialError, Credentials
-from durable_search.controller.kube import ConflictError, KubeApi, NotFoundError
 from durable_search.controller.metrics import METRICS
 from durable_search.controller.store import Key, ObjectStore
 from durable_search.engine import httptask as engine
 from durable_search.http.client import HttpClient
 from durable_search.http.executor import PreparedRequest, origin_of, perform
+from durable_search.kubeapi import ConflictError, KubeApi, NotFoundError
 
 logger = logging.getLogger("durable_search.httptask")
 Body = dict[str, Any]

@@ -61,14 +61,7 @@ def start(
         )
         return _finish(new, SearchPhase.FAILED, Reason.NO_PROVIDERS, message, now)
     new["phase"] = SearchPhase.RUNNING.value
-    new["conditions"] = set_condition(
-        status.get("conditions"),
-        type=CONDITION_SUCCEEDED,
-        status="Unknown",
-        reason=Reason.RUNNING,
-        message=f"fanned out to {len(results)} providers",
-        now=now,
-    )
+    new["conditions"] = _running_condition(status, results, now)
     return _complete_if_done(new, now)
 
 
@@ -83,21 +76,30 @@ def fan_in(
     for result in status.get("results") or ():
         merged = dict(result)
         child = children.get(result.get("httpTaskName") or "")
-        if not merged.get("outcome") and child is not None:
+        # Only outcomes are folded in: copying a running child's attempts would cost a write
+        # per retry, and the child itself shows them.
+        if not merged.get("outcome") and child is not None and child.get("outcome"):
             merged.update(result_summary(child))
         results.append(merged)
     new: Status = dict(status)
     new.update(results=results, progress=progress_of(results), observedGeneration=generation)
-    running = sum(1 for r in results if not r.get("outcome"))
-    new["conditions"] = set_condition(
+    new["conditions"] = _running_condition(status, results, now)
+    return _complete_if_done(new, now)
+
+
+def _running_condition(
+    status: Mapping[str, Any], results: Sequence[Mapping[str, Any]], now: dt.datetime
+) -> list[dict[str, Any]]:
+    # One wording for the start and for every fold, so a fold that changes nothing writes nothing.
+    finished = sum(1 for r in results if r.get("outcome"))
+    return set_condition(
         status.get("conditions"),
         type=CONDITION_SUCCEEDED,
         status="Unknown",
         reason=Reason.RUNNING,
-        message=f"{len(results) - running} of {len(results)} providers finished",
+        message=f"{finished} of {len(results)} providers finished",
         now=now,
     )
-    return _complete_if_done(new, now)
 
 
 def terminate(status: Mapping[str, Any], now: dt.datetime, message: str) -> Status:

@@ -1,4 +1,4 @@
-"""Fixtures for tests against the real local control plane.
+"""Fixtures for tests against the real local control plane (integration and browser suites).
 
 One control plane per test session (etcd on tmpfs, ``--unsafe-no-fsync``), one namespace per
 test. If the control plane cannot start, every integration test errors: nothing is skipped.
@@ -19,7 +19,7 @@ from kubernetes import client, config
 
 from durable_search.cluster.controlplane import ControlPlane
 from tests.support.demo import DemoSite
-from tests.support.processes import OperatorProcess
+from tests.support.processes import OperatorProcess, WebProcess
 from tests.support.searches import Searches
 
 REPO = Path(__file__).resolve().parents[2]
@@ -155,4 +155,26 @@ def start_operator(
 
     yield start
     for process in started:
+        process.stop()
+
+
+@pytest.fixture(scope="module")
+def web_namespace(api_client: client.ApiClient) -> Iterator[str]:
+    """One namespace (watched by the session operator) shared by a module's web tests."""
+    yield from _namespace(api_client, "t-web")
+
+
+@pytest.fixture(scope="module")
+def web(
+    crds: None,
+    kubeconfig: Path,
+    web_namespace: str,
+    operator: OperatorProcess,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[WebProcess]:
+    log = tmp_path_factory.mktemp("web") / "web.log"
+    process = WebProcess(kubeconfig, log, web_namespace).start()
+    try:
+        yield process
+    finally:
         process.stop()

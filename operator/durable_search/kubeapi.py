@@ -1,4 +1,4 @@
-"""The operator's own Kubernetes API calls (kubernetes_asyncio), separate from kopf's watches.
+"""Kubernetes API calls of our own (kubernetes_asyncio), apart from kopf's watches.
 
 kopf patches without ``resourceVersion``; every status write here carries the version the
 decision was made on, so a write based on a stale object fails with :class:`ConflictError`

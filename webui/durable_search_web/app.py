@@ -1,0 +1,156 @@
+"""The web service's app factory: the page, the API, health, metrics, and the shared watch.
+
+``create_app(config)`` builds everything; the Kubernetes client and the shared watch live in a
+``cleanup_ctx`` so they start with the app and stop with it. Static assets ship inside the
+wheel (``durable_search_web/static``) and the page uses relative URLs only, so it works behind
+any host, port or path prefix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib import resources
+
+from aiohttp import web
+from kubernetes_asyncio import client as k8s
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from durable_search.kubeapi import load_configuration
+from durable_search_web.api import setup_routes
+from durable_search_web.auth import Authorizer
+from durable_search_web.cache import SearchCache
+from durable_search_web.config import (
+    AUTHORIZER,
+    CACHE,
+    CONFIG,
+    KUBE,
+    MAX_REQUEST_BYTES,
+    METRICS,
+    WebConfig,
+    WebMetrics,
+)
+from durable_search_web.openapi import openapi_document
+from durable_search_web.problems import ProblemError, problem_response
+
+logger = logging.getLogger("durable_search_web")
+STATIC = resources.files("durable_search_web") / "static"
+
+# The page's own policy: scripts, styles and frames from this origin only, nothing inline.
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; frame-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+# A watch that has seen nothing (no event, no bookmark, no relist) for this long is stuck.
+WATCH_STALE_SECONDS = 600
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def create_app(config: WebConfig) -> web.Application:
+    app = web.Application(
+        client_max_size=MAX_REQUEST_BYTES, middlewares=[problems_middleware, headers_middleware]
+    )
+    app[CONFIG] = config
+    app[METRICS] = WebMetrics()
+    app.cleanup_ctx.append(kubernetes_context)
+    app.router.add_get("/", index)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/api/openapi.json", openapi)
+    app.router.add_static("/static/", path=str(STATIC), name="static", append_version=False)
+    setup_routes(app)
+    return app
+
+
+async def kubernetes_context(app: web.Application) -> AsyncIterator[None]:
+    """The API client and the one shared watch, for the app's lifetime."""
+    config = app[CONFIG]
+    configuration = await load_configuration(config.kubeconfig)
+    api = k8s.ApiClient(configuration)
+    cache = SearchCache(api, config.namespace)
+    app[KUBE] = api
+    app[CACHE] = cache
+    app[AUTHORIZER] = Authorizer(config.auth, configuration, api, config.namespace)
+    watch = asyncio.create_task(cache.run(), name="search-watch")
+    try:
+        yield
+    finally:
+        watch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watch
+        await api.close()
+
+
+@web.middleware
+async def problems_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    route = request.match_info.route.resource
+    label = route.canonical if route is not None else "unmatched"
+    try:
+        response = await handler(request)
+    except ProblemError as problem:
+        response = problem_response(problem.status, problem.detail, problem.headers)
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        detail = (
+            error.text
+            if error.text and not error.text.startswith(str(error.status))
+            else error.reason
+        )
+        if error.status == 413:
+            detail = f"the request body is larger than {MAX_REQUEST_BYTES} bytes"
+        elif error.status == 405:
+            detail = f"{request.method} is not allowed on {request.path}"
+        elif error.status == 404:
+            detail = f"no route {request.path}"
+        headers = {k: v for k, v in error.headers.items() if k.lower() == "allow"}
+        response = problem_response(error.status, detail, headers)
+    request.app[METRICS].requests.labels(route=label, status=str(response.status)).inc()
+    return response
+
+
+@web.middleware
+async def headers_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    response = await handler(request)
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "no-referrer")
+    if request.path == "/" or request.path.startswith("/static/"):
+        response.headers.setdefault("Content-Security-Policy", PAGE_CSP)
+    return response
+
+
+async def index(_: web.Request) -> web.Response:
+    html = (STATIC / "index.html").read_text(encoding="utf-8")
+    return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-cache"})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    cache = request.app[CACHE]
+    idle = time.monotonic() - cache.last_contact
+    if cache.synced.is_set() and idle > WATCH_STALE_SECONDS:
+        return web.Response(status=503, text=f"the search watch has been silent for {idle:.0f}s\n")
+    return web.Response(text="ok\n")
+
+
+async def readyz(request: web.Request) -> web.Response:
+    if not request.app[CACHE].synced.is_set():
+        return web.Response(status=503, text="the search watch has not synced yet\n")
+    return web.Response(text="ok\n")
+
+
+async def metrics(request: web.Request) -> web.Response:
+    registry = request.app[METRICS]
+    registry.cached_searches.set(len(request.app[CACHE]))
+    return web.Response(
+        body=generate_latest(registry.registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
+    )
+
+
+async def openapi(_: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
