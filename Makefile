@@ -8,6 +8,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 DS := $(BIN)/durable-search
 PYTEST_ARGS ?=
+CACHE ?= $(HOME)/.cache/durable-search
+HELM_VERSION := v3.19.5
+HELM := $(CACHE)/helm-$(HELM_VERSION)/helm
+KUBE_VERSION := 1.33.13
+export DURABLE_SEARCH_HELM := $(HELM)
 
 .PHONY: help
 help: ## list the targets
@@ -28,6 +33,11 @@ venv: $(VENV)/.installed ## create .venv/ with the project and its dev dependenc
 system-deps: ## Debian packages the suite needs (chromium for the browser tests), and kubectl
 	@command -v kubectl >/dev/null || { echo "error: kubectl is required on PATH"; exit 1; }
 	@command -v go >/dev/null || { echo "error: Go is required to build the control plane"; exit 1; }
+	@# The wheel test installs into a fresh venv as a non-root user with the system's python3.11.
+	@if [ "$$(id -u)" = 0 ] && ! /usr/bin/python3.11 -c "import ensurepip" 2>/dev/null; then \
+		env DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3.11-venv >/dev/null \
+		|| { echo "error: could not install python3.11-venv (apt-get)"; exit 1; }; \
+	fi
 	@if [ ! -x /usr/bin/chromium ]; then \
 		echo "installing Debian's chromium for the browser tests"; \
 		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -40,6 +50,22 @@ system-deps: ## Debian packages the suite needs (chromium for the browser tests)
 .PHONY: binaries
 binaries: venv ## build (or reuse from ~/.cache/durable-search) etcd, kube-apiserver, kube-controller-manager
 	$(DS) cluster build
+
+$(HELM):
+	@echo "building helm $(HELM_VERSION) with go install (about a minute, once)"
+	GOBIN=$(dir $(HELM)) CGO_ENABLED=0 go install -trimpath -ldflags "-s -w" helm.sh/helm/v3/cmd/helm@$(HELM_VERSION)
+
+.PHONY: helm
+helm: $(HELM) ## build helm into ~/.cache/durable-search (used by the chart checks)
+
+.PHONY: crds
+crds: venv ## regenerate crds/*.yaml (and the chart's copy) from operator/durable_search/api/schema.py
+	$(BIN)/python -m durable_search.api.schema crds
+	cp crds/*.yaml charts/durable-search/crds/
+
+.PHONY: manifests
+manifests: crds $(HELM) ## regenerate manifests/base (kustomize) from the chart's defaults
+	$(BIN)/python -m durable_search.packaging $(HELM) $(KUBE_VERSION)
 
 .PHONY: lint
 lint: venv ## ruff lint and format check
@@ -56,7 +82,7 @@ types: venv ## mypy --strict on both packages
 	$(BIN)/mypy
 
 .PHONY: test
-test: venv system-deps binaries lint types ## the whole suite: lint, types, unit, integration (real control plane)
+test: venv system-deps binaries $(HELM) lint types ## the whole suite: lint, types, unit, integration (real control plane)
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 .PHONY: test-unit
@@ -75,9 +101,28 @@ cluster-down: venv ## stop the local control plane and remove its state
 up: binaries ## run everything locally in the foreground; Ctrl-C stops it (CLUSTER=current: your context)
 	$(DS) up $(if $(filter current,$(CLUSTER)),--cluster current,)
 
-.PHONY: crds
-crds: venv ## regenerate crds/*.yaml from operator/durable_search/api/schema.py
-	$(BIN)/python -m durable_search.api.schema crds
+
+KIND_CLUSTER ?= durable-search
+KIND_HELM = $(shell command -v helm || echo $(HELM))
+.PHONY: kind-up
+kind-up: ## for users with Docker: kind cluster, image build and load, Helm install, port-forward
+	kind get clusters | grep -qx $(KIND_CLUSTER) || kind create cluster --name $(KIND_CLUSTER)
+	docker build -t durable-search:dev .
+	kind load docker-image durable-search:dev --name $(KIND_CLUSTER)
+	kubectl --context kind-$(KIND_CLUSTER) create namespace durable-search --dry-run=client -o yaml \
+		| kubectl --context kind-$(KIND_CLUSTER) apply -f -
+	kubectl --context kind-$(KIND_CLUSTER) label namespace durable-search --overwrite \
+		pod-security.kubernetes.io/enforce=restricted
+	$(KIND_HELM) upgrade --install durable-search charts/durable-search --kube-context kind-$(KIND_CLUSTER) \
+		--namespace durable-search --set image.tag=dev --set image.pullPolicy=Never \
+		--set demo.enabled=true --wait
+	kubectl --context kind-$(KIND_CLUSTER) -n durable-search apply -f manifests/examples/search.yaml
+	@echo "Durable Search on kind: http://127.0.0.1:8080/  (Ctrl-C stops the port-forward)"
+	kubectl --context kind-$(KIND_CLUSTER) -n durable-search port-forward svc/durable-search-web 8080:80
+
+.PHONY: kind-down
+kind-down: ## delete the kind cluster
+	kind delete cluster --name $(KIND_CLUSTER)
 
 .PHONY: clean
 clean: ## remove the venv and local state (the binary cache in ~/.cache/durable-search stays)

@@ -8,9 +8,6 @@ import sys
 import threading
 from pathlib import Path
 
-from durable_search.cluster.build import BuildError, ensure_binaries
-from durable_search.cluster.controlplane import ControlPlane, ControlPlaneError
-
 DEFAULT_STATE_DIR = Path(".local/cluster")
 DEFAULT_KUBECONFIG = Path(".local/kubeconfig")
 
@@ -31,6 +28,11 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: the control plane's tools (cryptography) are development dependencies,
+    # not needed by an installed operator or web service.
+    from durable_search.cluster.build import BuildError, ensure_binaries
+    from durable_search.cluster.controlplane import ControlPlane, ControlPlaneError
+
     plane = ControlPlane(args.state_dir.resolve(), args.kubeconfig_out.resolve())
     try:
         if args.action == "build":

@@ -19,8 +19,6 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from durable_search.cluster.build import BuildError
-from durable_search.cluster.controlplane import ControlPlane, ControlPlaneError
 from durable_search.commands.cluster import DEFAULT_KUBECONFIG, DEFAULT_STATE_DIR
 
 LOGS = Path(".local/logs")
@@ -42,6 +40,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
+    # Development tooling: imported only when `up` runs (cryptography is a dev dependency).
+    from durable_search.cluster.build import BuildError
+    from durable_search.cluster.controlplane import ControlPlane, ControlPlaneError
+
     LOGS.mkdir(parents=True, exist_ok=True)
     plane: ControlPlane | None = None
     started_plane = False
