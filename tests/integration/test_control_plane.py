@@ -6,6 +6,7 @@ import json
 import queue
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -130,7 +131,7 @@ def test_deleting_an_owner_garbage_collects_its_dependent(
 
 def test_namespace_deletion_completes(api_client: client.ApiClient) -> None:
     core = client.CoreV1Api(api_client)
-    name = "t-doomed"
+    name = f"t-doomed-{uuid.uuid4().hex[:6]}"
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
     core.create_namespaced_config_map(
         name, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="content"))

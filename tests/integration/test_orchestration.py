@@ -54,6 +54,9 @@ def test_the_samples_scenario_completes_with_no_results_for_the_failures(
     assert (condition["type"], condition["status"]) == ("Succeeded", "True")
 
     children = searches.children(name)
+    # No finalizers anywhere: a killed operator can never leave these stuck in deletion.
+    assert "finalizers" not in body["metadata"]
+    assert all("finalizers" not in child["metadata"] for child in children.values())
     bodies = {c["metadata"]["name"]: text_body(c["status"]) for c in children.values()}
     html = output_html(status["results"], bodies)
     pages = html.split("<hr/>")

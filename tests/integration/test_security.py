@@ -133,6 +133,31 @@ def test_the_guard_blocks_direct_redirected_and_polled_forbidden_addresses(
     assert demo_site.stats()["hits"]["ssrf-redirect"] == 1  # the allowed first hop was made
 
 
+def test_allow_host_opens_one_host_name_and_nothing_it_redirects_to(
+    api_client: client.ApiClient,
+    isolated_namespace: str,
+    forbidden_site: DemoSite,
+    start_operator: Callable[..., OperatorProcess],
+) -> None:
+    start_operator(isolated_namespace, "--allow-cidr=127.0.0.1/32", "--allow-host=127.0.0.2")
+    searches = Searches(api_client, isolated_namespace)
+    onward = f"http://127.0.0.3:{forbidden_site.port}/search?q=x%26key=onward"
+    name = searches.create(
+        {
+            "query": "hosts",
+            "providers": [
+                {"name": "opened", "url": forbidden_site.url("host-opened")},
+                {"name": "onward", "url": forbidden_site.url("host-onward", redirect=onward)},
+            ],
+        }
+    )
+    outcomes = {r["name"]: r["outcome"] for r in searches.wait(name)["status"]["results"]}
+    assert outcomes == {"opened": "Succeeded", "onward": "Blocked"}
+    hits = forbidden_site.stats()["hits"]
+    assert hits.get("host-opened") == 1 and hits.get("host-onward") == 1
+    assert "onward" not in hits
+
+
 # -- Secrets -------------------------------------------------------------------------------
 
 

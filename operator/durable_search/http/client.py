@@ -1,11 +1,12 @@
 """The one shared HTTP client every HttpTask's requests go through (the executor's seam).
 
-httpx's API over aiohttp's transport (``httpx-aiohttp``): on this 2-core machine httpx's default
-transport spent ~10 ms of CPU per request, aiohttp's ~3 ms (``bench/http_clients.py`` measures
-it). The SSRF guard sits in the aiohttp connector's ``socket_factory``, which sees the address
-actually about to be connected to, for host names and IP literals alike (aiohttp skips its
-resolver for literals, so a resolver-only guard would miss them), on every redirect hop and
-every poll. Host names in ``allow_hosts`` go through a second, unguarded connector.
+httpx's API over aiohttp's transport (``httpx-aiohttp``): on the 2-core development machine it
+costs 0.45 ms of CPU per request against 1.40 ms for httpx's default transport, at the same
+throughput (``bench/http_clients.py``; aiohttp alone: 0.18 ms). The SSRF guard sits in the
+aiohttp connector's ``socket_factory``, which sees the address actually about to be connected
+to, for host names and IP literals alike (aiohttp skips its resolver for literals, so a
+resolver-only guard would miss them), on every redirect hop and every poll. Host names in
+``allow_hosts`` go through a second, unguarded connector.
 """
 
 from __future__ import annotations
