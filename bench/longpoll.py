@@ -153,7 +153,7 @@ def main() -> int:
             )
             providers[name] = name
         log = env.plane.state_dir / f"web-{uuid.uuid4().hex[:6]}.log"
-        web = WebProcess(env.plane.kubeconfig, log, env.namespace, ["--log-level=warning"]).start()
+        web = WebProcess(env.plane.kubeconfig, log, env.namespace, log_level="warning").start()
         try:
             assert web.process is not None
             latencies = asyncio.run(latency_run(web.base, "timed", args.searches))

@@ -162,6 +162,22 @@ class KubeApi:
         return await self.list_objects(HTTPTASK_PLURAL, namespace, label_selector)
 
 
+def version_order(candidate: Mapping[str, Any], held: Mapping[str, Any]) -> int:
+    """How ``candidate`` compares with ``held`` (the same object seen earlier).
+
+    1: newer, or the object was deleted and re-created under the name; 0: the same version;
+    -1: older. resourceVersions are opaque, but etcd's are integers and ordered; where they
+    are not integers, any different version counts as newer.
+    """
+    if candidate["metadata"].get("uid") != held["metadata"].get("uid"):
+        return 1
+    new = str(candidate["metadata"].get("resourceVersion", ""))
+    old = str(held["metadata"].get("resourceVersion", ""))
+    if new.isdigit() and old.isdigit():
+        return (int(new) > int(old)) - (int(new) < int(old))
+    return 0 if new == old else 1
+
+
 def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON merge patch (RFC 7386) that turns ``old`` into ``new``."""
     patch: dict[str, Any] = {}

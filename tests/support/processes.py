@@ -1,4 +1,4 @@
-"""The operator as a real subprocess: started, checked, killed (-9 too) and restarted."""
+"""The operator and the web service as real subprocesses: started, probed, killed (-9 too)."""
 
 from __future__ import annotations
 
@@ -21,25 +21,32 @@ def free_port() -> int:
         return port
 
 
-class OperatorProcess:
-    def __init__(
-        self, kubeconfig: Path, log: Path, args: Sequence[str], log_level: str = "debug"
-    ) -> None:
+class ServiceProcess:
+    """``durable-search <command> ...`` with its log in a file, ready when ``/readyz`` says so."""
+
+    name = "service"
+
+    def __init__(self, kubeconfig: Path, log: Path, args: Sequence[str], log_level: str) -> None:
         self.kubeconfig = kubeconfig
-        self.log_level = log_level
         self.log = log
         self.args = list(args)
-        self.health_port = free_port()
+        self.log_level = log_level
         self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30) -> OperatorProcess:
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def ready_url(self) -> str:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 30) -> ServiceProcess:
         command = [
             sys.executable,
             "-m",
             "durable_search.cli",
-            "operator",
+            *self.command(),
             f"--kubeconfig={self.kubeconfig}",
-            f"--health-port={self.health_port}",
             f"--log-level={self.log_level}",
             *self.args,
         ]
@@ -54,16 +61,15 @@ class OperatorProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise AssertionError(f"the operator exited at start:\n{self.tail()}")
+                raise AssertionError(f"the {self.name} exited at start:\n{self.tail()}")
             try:
-                url = f"http://127.0.0.1:{self.health_port}/readyz"
-                with urllib.request.urlopen(url, timeout=1) as response:
+                with urllib.request.urlopen(self.ready_url, timeout=1) as response:
                     if response.status == 200:
                         return self
             except (urllib.error.URLError, OSError):
                 pass
             time.sleep(0.1)
-        raise AssertionError(f"the operator was not ready within {timeout}s:\n{self.tail()}")
+        raise AssertionError(f"the {self.name} was not ready within {timeout}s:\n{self.tail()}")
 
     def kill(self) -> None:
         """``kill -9``: no cleanup, no last writes."""
@@ -86,62 +92,53 @@ class OperatorProcess:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-class WebProcess:
-    """``durable-search web`` as a subprocess on a free port."""
+class OperatorProcess(ServiceProcess):
+    name = "operator"
 
     def __init__(
-        self, kubeconfig: Path, log: Path, namespace: str, args: Sequence[str] = ()
+        self, kubeconfig: Path, log: Path, args: Sequence[str], log_level: str = "debug"
     ) -> None:
-        self.kubeconfig = kubeconfig
-        self.log = log
+        super().__init__(kubeconfig, log, args, log_level)
+        self.health_port = free_port()
+
+    def command(self) -> list[str]:
+        return ["operator", f"--health-port={self.health_port}"]
+
+    @property
+    def ready_url(self) -> str:
+        return f"http://127.0.0.1:{self.health_port}/readyz"
+
+    def start(self, timeout: float = 30) -> OperatorProcess:
+        super().start(timeout)
+        return self
+
+
+class WebProcess(ServiceProcess):
+    name = "web service"
+
+    def __init__(
+        self,
+        kubeconfig: Path,
+        log: Path,
+        namespace: str,
+        args: Sequence[str] = (),
+        log_level: str = "debug",
+    ) -> None:
+        super().__init__(kubeconfig, log, args, log_level)
         self.namespace = namespace
-        self.args = list(args)
         self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def base(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def command(self) -> list[str]:
+        return ["web", f"--namespace={self.namespace}", f"--port={self.port}"]
+
+    @property
+    def ready_url(self) -> str:
+        return f"{self.base}/readyz"
+
     def start(self, timeout: float = 30) -> WebProcess:
-        command = [
-            sys.executable,
-            "-m",
-            "durable_search.cli",
-            "web",
-            f"--kubeconfig={self.kubeconfig}",
-            f"--namespace={self.namespace}",
-            f"--port={self.port}",
-            "--log-level=debug",
-            *self.args,
-        ]
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                command,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the web service exited at start:\n{self.tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.base}/readyz", timeout=1) as response:
-                    if response.status == 200:
-                        return self
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"the web service was not ready within {timeout}s:\n{self.tail()}")
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-
-    def tail(self, lines: int = 60) -> str:
-        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        super().start(timeout)
+        return self

@@ -18,6 +18,7 @@ from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import watch as k8s_watch
 
 from durable_search.api.constants import GROUP, SEARCH_PLURAL, VERSION
+from durable_search.kubeapi import version_order
 
 logger = logging.getLogger("durable_search_web.cache")
 Body = dict[str, Any]
@@ -65,7 +66,7 @@ class SearchCache:
         """Cache ``body`` unless an equal or newer version is held; notify its waiters."""
         name = body["metadata"]["name"]
         held = self._items.get(name)
-        if held is not None and not _newer(body, held):
+        if held is not None and version_order(body, held) <= 0:
             return
         self._items[name] = dict(body)
         self._notify(name)
@@ -151,13 +152,3 @@ class SearchCache:
         finally:
             watcher.stop()
         return True
-
-
-def _newer(candidate: Mapping[str, Any], held: Mapping[str, Any]) -> bool:
-    if candidate["metadata"].get("uid") != held["metadata"].get("uid"):
-        return True
-    new_rv = str(candidate["metadata"].get("resourceVersion", ""))
-    old_rv = str(held["metadata"].get("resourceVersion", ""))
-    if new_rv.isdigit() and old_rv.isdigit():
-        return int(new_rv) > int(old_rv)
-    return new_rv != old_rv

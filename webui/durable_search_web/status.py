@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from durable_search.api.constants import SearchPhase
-from durable_search.api.timestamps import parse_time
+from durable_search.api.timestamps import format_time, parse_time
 
 
 def runtime_status(search: Mapping[str, Any]) -> SearchPhase:
@@ -33,9 +33,7 @@ def last_updated(search: Mapping[str, Any]) -> str:
     candidates += [c.get("lastTransitionTime") for c in status.get("conditions") or ()]
     times = [t for t in (parse_time(c) for c in candidates if c) if t is not None]
     created = search["metadata"]["creationTimestamp"]
-    if not times:
-        return str(created)
-    return max(times).strftime("%Y-%m-%dT%H:%M:%S.") + f"{max(times).microsecond // 1000:03d}Z"
+    return format_time(max(times)) if times else str(created)
 
 
 def status_document(search: Mapping[str, Any], urls: Mapping[str, str]) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from collections import defaultdict
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
+from durable_search.kubeapi import version_order
+
 Body = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
 
@@ -21,18 +23,6 @@ Key = tuple[str, str]  # (namespace, name)
 def key_of(body: Mapping[str, Any]) -> Key:
     metadata = body["metadata"]
     return (str(metadata["namespace"]), str(metadata["name"]))
-
-
-def _newer(candidate: Mapping[str, Any], held: Mapping[str, Any] | None) -> bool:
-    if held is None:
-        return True
-    if candidate["metadata"].get("uid") != held["metadata"].get("uid"):
-        return True  # deleted and re-created under the same name
-    new_rv = str(candidate["metadata"].get("resourceVersion", ""))
-    old_rv = str(held["metadata"].get("resourceVersion", ""))
-    if new_rv.isdigit() and old_rv.isdigit():
-        return int(new_rv) >= int(old_rv)
-    return True
 
 
 class ObjectStore:
@@ -54,7 +44,8 @@ class ObjectStore:
     def put(self, body: Body) -> bool:
         """Keep ``body`` if it is not older than what is held; True when it was kept."""
         key = key_of(body)
-        if not _newer(body, self._bodies.get(key)):
+        held = self._bodies.get(key)
+        if held is not None and version_order(body, held) < 0:
             return False
         self._bodies[key] = body
         self.poke(key)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from durable_search.api.constants import HTTPTASK_PLURAL
+from durable_search.api.constants import HTTPTASK_PLURAL, TaskPhase
 from durable_search.api.models import HttpTaskSpec
 from durable_search.api.timestamps import parse_time
 from durable_search.controller.credentials import CredentialError, Credentials
@@ -108,26 +108,21 @@ async def _send_and_record(
             status = body.get("status") or {}
             # Record the outcome on the newer object only if it still claims this action;
             # otherwise someone else already moved the task on and our answer is stale.
-            if not _claims(spec, status, created, sent, ctx.clock()):
+            if not _claims(status, sent):
                 logger.info("%s/%s: dropped a stale outcome after a conflict", *key)
                 return
             spec = HttpTaskSpec.parse(body["spec"])
 
 
-def _claims(
-    spec: HttpTaskSpec,
-    status: Mapping[str, Any],
-    created: dt.datetime,
-    sent: engine.Send,
-    now: dt.datetime,
-) -> bool:
-    if engine.phase_of(status).finished:
+def _claims(status: Mapping[str, Any], sent: engine.Send) -> bool:
+    """Whether ``status`` still claims the action ``sent`` performed."""
+    phase = engine.phase_of(status)
+    if phase.finished:
         return False
     if sent.kind is engine.ActionKind.POLL:
-        return status.get("phase") == "Polling" and int(status.get("pollCount") or 0) == sent.number
-    return (
-        status.get("phase") != "Polling" and max(int(status.get("attempts") or 1), 1) == sent.number
-    )
+        return phase is TaskPhase.POLLING and int(status.get("pollCount") or 0) == sent.number
+    attempt = max(int(status.get("attempts") or 1), 1)
+    return phase is not TaskPhase.POLLING and attempt == sent.number
 
 
 async def _prepare(
