@@ -9,9 +9,9 @@ import pytest
 from kubernetes import client
 from playwright.sync_api import Browser, Page, expect
 
-from durable_search.api.constants import GROUP, PROVIDER_PLURAL, VERSION
 from tests.support.demo import DemoSite
 from tests.support.processes import OperatorProcess, WebProcess
+from tests.support.searches import create_provider
 
 
 @pytest.fixture
@@ -24,24 +24,12 @@ def page_web(
     api_client: client.ApiClient,
     demo_site: DemoSite,
 ) -> Iterator[WebProcess]:
-    custom = client.CustomObjectsApi(api_client)
     for name, url in [
         ("wiki", demo_site.url("page-wiki")),
         ("evil", demo_site.url("page-evil", script=1)),
         ("gone", demo_site.url("page-gone", status=404)),
     ]:
-        custom.create_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            PROVIDER_PLURAL,
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "SearchProvider",
-                "metadata": {"name": name},
-                "spec": {"url": url},
-            },
-        )
+        create_provider(api_client, namespace, name, url)
     process = WebProcess(kubeconfig, tmp_path / "web.log", namespace).start()
     try:
         yield process
@@ -105,18 +93,7 @@ def test_errors_and_terminate_are_shown_clearly(
     api_client: client.ApiClient,
     namespace: str,
 ) -> None:
-    client.CustomObjectsApi(api_client).create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        PROVIDER_PLURAL,
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "SearchProvider",
-            "metadata": {"name": "stuck"},
-            "spec": {"url": demo_site.url("page-stuck", hang=1)},
-        },
-    )
+    create_provider(api_client, namespace, "stuck", demo_site.url("page-stuck", hang=1))
     page = browser.new_page()
     page.goto(f"{page_web.base}/#/s/s-000000000000")
     expect(page.locator("#search-error")).to_contain_text("no search 's-000000000000'")

@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from durable_search.api.constants import GROUP, PROVIDER_PLURAL, VERSION
 from tests.support.demo import DemoSite
 from tests.support.fixtures import Kubectl
-from tests.support.searches import Searches
+from tests.support.searches import Searches, create_provider
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES_PORT = 8090  # the port manifests/examples/ point at (make up serves the site there)
@@ -43,19 +42,7 @@ def start(kubeconfig: Path, namespace: str, *args: str) -> subprocess.CompletedP
 
 @pytest.fixture
 def provider(api_client: client.ApiClient, namespace: str, demo_site: DemoSite) -> str:
-    client.CustomObjectsApi(api_client).create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        PROVIDER_PLURAL,
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "SearchProvider",
-            "metadata": {"name": "site"},
-            "spec": {"url": demo_site.url("cli-site")},
-        },
-    )
-    return "site"
+    return create_provider(api_client, namespace, "site", demo_site.url("cli-site"))
 
 
 def test_start_wait_follows_progress_and_exits_zero(
@@ -85,18 +72,7 @@ def test_start_exits_three_when_waiting_times_out(
     api_client: client.ApiClient,
     demo_site: DemoSite,
 ) -> None:
-    client.CustomObjectsApi(api_client).create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        PROVIDER_PLURAL,
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "SearchProvider",
-            "metadata": {"name": "stuck"},
-            "spec": {"url": demo_site.url("cli-stuck", hang=1)},
-        },
-    )
+    create_provider(api_client, namespace, "stuck", demo_site.url("cli-stuck", hang=1))
     result = start(kubeconfig, namespace, "patience", "--wait", "--timeout", "2")
     assert result.returncode == 3
     assert "timed out after 2s; the Search goes on running" in result.stderr

@@ -9,13 +9,13 @@ import time
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from durable_search.api.constants import GROUP, HTTPTASK_PLURAL, PROVIDER_PLURAL, VERSION
+from durable_search.api.constants import GROUP, HTTPTASK_PLURAL, VERSION
 from durable_search.api.timestamps import parse_time
 from durable_search.engine.fanin import output_html, text_body
 from tests.support.demo import DemoSite
 from tests.support.fixtures import Kubectl
 from tests.support.processes import free_port
-from tests.support.searches import Searches
+from tests.support.searches import Searches, create_provider
 from tests.support.waiting import eventually
 
 FAST_RETRY = {"maxAttempts": 3, "initialIntervalSeconds": 0.2, "backoffCoefficient": 1}
@@ -161,20 +161,8 @@ def test_a_query_with_reserved_and_non_ascii_characters_arrives_intact(
 def test_provider_refs_and_all_providers_of_the_namespace(
     searches: Searches, demo_site: DemoSite, api_client: client.ApiClient, namespace: str
 ) -> None:
-    custom = client.CustomObjectsApi(api_client)
     for provider in ("alpha", "beta"):
-        custom.create_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            namespace,
-            PROVIDER_PLURAL,
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "SearchProvider",
-                "metadata": {"name": provider},
-                "spec": {"url": demo_site.url(f"refs-{provider}")},
-            },
-        )
+        create_provider(api_client, namespace, provider, demo_site.url(f"refs-{provider}"))
     by_ref = searches.wait(searches.create({"query": "q", "providerRefs": ["beta", "nowhere"]}))
     assert {r["name"]: r["outcome"] for r in by_ref["status"]["results"]} == {
         "beta": "Succeeded",

@@ -20,13 +20,14 @@ import pytest
 import yaml
 from kubernetes import client
 
-from durable_search.api.constants import GROUP, HTTPTASK_PLURAL, PROVIDER_PLURAL, VERSION
+from durable_search.api.constants import GROUP, HTTPTASK_PLURAL, VERSION
 from durable_search.cluster.build import KUBERNETES_VERSION
 from durable_search.packaging import BASE, CHART, base_files
 from tests.support.demo import DemoSite
 from tests.support.fixtures import Kubectl
 from tests.support.kubeconfigs import kubeconfig_with_token
 from tests.support.processes import OperatorProcess, WebProcess, free_port
+from tests.support.searches import create_provider
 from tests.support.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
@@ -205,26 +206,11 @@ def test_the_operator_and_web_work_with_only_their_charts_service_accounts(
         core.create_namespaced_service_account(
             ns, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="caller"))
         )
-        custom.create_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            ns,
-            PROVIDER_PLURAL,
-            {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "SearchProvider",
-                "metadata": {"name": "site"},
-                "spec": {
-                    "url": demo_site.url("rbac-site"),
-                    "headers": [
-                        {
-                            "name": "X-Key",
-                            "valueFrom": {"secretKeyRef": {"name": "key", "key": "key"}},
-                        }
-                    ],
-                },
-            },
-        )
+        secret_header = {
+            "name": "X-Key",
+            "valueFrom": {"secretKeyRef": {"name": "key", "key": "key"}},
+        }
+        create_provider(api_client, ns, "site", demo_site.url("rbac-site"), headers=[secret_header])
         custom.create_namespaced_custom_object(
             GROUP,
             VERSION,

@@ -21,6 +21,7 @@ from durable_search.api.timestamps import parse_time
 from tests.support.demo import DemoSite
 from tests.support.fixtures import Kubectl
 from tests.support.processes import WebProcess
+from tests.support.searches import create_provider
 from tests.support.waiting import eventually
 
 logger = logging.getLogger(__name__)
@@ -34,20 +35,7 @@ def http(web: WebProcess) -> Iterator[httpx.Client]:
 
 
 def add_provider(api_client: client.ApiClient, namespace: str, url: str) -> str:
-    name = f"p-{uuid.uuid4().hex[:8]}"
-    client.CustomObjectsApi(api_client).create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        PROVIDER_PLURAL,
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "SearchProvider",
-            "metadata": {"name": name},
-            "spec": {"url": url},
-        },
-    )
-    return name
+    return create_provider(api_client, namespace, f"p-{uuid.uuid4().hex[:8]}", url)
 
 
 def start(http: httpx.Client, query: str, providers: list[str], **extra: Any) -> str:

@@ -79,3 +79,22 @@ class Searches:
 
     def result(self, body: Body, provider: str) -> Body:
         return next(r for r in body["status"]["results"] if r["name"] == provider)
+
+
+def create_provider(
+    api_client: client.ApiClient, namespace: str, name: str, url: str, **spec: Any
+) -> str:
+    """Create a SearchProvider ``name`` for ``url`` (plus any other spec fields); its name."""
+    client.CustomObjectsApi(api_client).create_namespaced_custom_object(
+        GROUP,
+        VERSION,
+        namespace,
+        "searchproviders",
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "SearchProvider",
+            "metadata": {"name": name},
+            "spec": {"url": url, **spec},
+        },
+    )
+    return name
