@@ -31,6 +31,10 @@ class ConflictError(Exception):
     """The object changed since it was read (HTTP 409): re-read it and decide again."""
 
 
+class CrdsMissingError(Exception):
+    """Durable Search's kinds are not served by this API server."""
+
+
 class NotFoundError(Exception):
     """The object does not exist (HTTP 404)."""
 
@@ -145,6 +149,27 @@ class KubeApi:
                 )
         except NotFoundError:
             return
+
+    async def check_served(self) -> None:
+        """Fail clearly when the CRDs are not installed (kopf would just wait, watching nothing)."""
+        try:
+            resources = await k8s.CustomObjectsApi(self.api_client).get_api_resources(
+                GROUP, VERSION
+            )
+        except ApiException as error:
+            if error.status == 404:
+                raise CrdsMissingError(
+                    f"the API server does not serve {GROUP}/{VERSION}: install the CRDs first "
+                    "(kubectl apply -f crds/, or the Helm chart)"
+                ) from None
+            raise
+        served = {r.name for r in resources.resources}
+        missing = {SEARCH_PLURAL, HTTPTASK_PLURAL, PROVIDER_PLURAL} - served
+        if missing:
+            raise CrdsMissingError(
+                f"{GROUP}/{VERSION} lacks {', '.join(sorted(missing))}: install the CRDs "
+                "(kubectl apply -f crds/)"
+            )
 
     async def get_search(self, namespace: str, name: str) -> Body:
         return await self.get(SEARCH_PLURAL, namespace, name)

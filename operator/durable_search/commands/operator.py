@@ -6,9 +6,11 @@ import argparse
 import asyncio
 import os
 import signal
+import sys
 
 from durable_search.commands.common import add_common_flags, configure_logging
 from durable_search.controller.operator import OperatorConfig, parse_list, run_operator
+from durable_search.kubeapi import CrdsMissingError
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -86,5 +88,9 @@ def run(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         await run_operator(config, stop_flag=stop)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except CrdsMissingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0

@@ -63,6 +63,11 @@ async def run_operator(
     if config.kubeconfig:
         os.environ["KUBECONFIG"] = config.kubeconfig  # kopf's own login reads it
     api = await KubeApi.connect(config.kubeconfig)
+    try:
+        await api.check_served()
+    except BaseException:
+        await api.close()
+        raise
     namespaces = config.namespaces or (context_namespace(),)
     http = SharedHttpClient(
         ClientSettings(
