@@ -44,6 +44,7 @@ class CompletionWatcher:
         self._thread.start()
 
     def _run(self) -> None:
+        version: str | None = None  # resume each watch where the last one ended, never re-list
         while not self._stop:
             stream = watch.Watch().stream(
                 self._custom.list_namespaced_custom_object,
@@ -51,15 +52,23 @@ class CompletionWatcher:
                 VERSION,
                 self._namespace,
                 SEARCH_PLURAL,
-                timeout_seconds=5,
+                resource_version=version,
+                timeout_seconds=30,
             )
-            for event in stream:
-                body = event["object"]
-                if (body.get("status") or {}).get("phase") in ("Completed", "Failed", "Terminated"):
-                    name = body["metadata"]["name"]
-                    with self._lock:
-                        self._done.setdefault(name, time.monotonic())
-                        self._event(name).set()
+            try:
+                for event in stream:
+                    body = event["object"]
+                    version = body["metadata"]["resourceVersion"]
+                    phase = (body.get("status") or {}).get("phase")
+                    if phase in ("Completed", "Failed", "Terminated"):
+                        name = body["metadata"]["name"]
+                        with self._lock:
+                            self._done.setdefault(name, time.monotonic())
+                            self._event(name).set()
+            except client.ApiException as error:
+                if error.status != 410:
+                    raise
+                version = None  # expired: start over from a fresh list
 
     def _event(self, name: str) -> threading.Event:
         return self._events.setdefault(name, threading.Event())

@@ -203,6 +203,20 @@ def version_order(candidate: Mapping[str, Any], held: Mapping[str, Any]) -> int:
     return 0 if new == old else 1
 
 
+LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def without_bookkeeping(body: Mapping[str, Any]) -> Body:
+    """``body`` without what only the API server and kubectl need: ``managedFields`` and the
+    last-applied annotation. As Python objects these dominate a small object's memory, and the
+    operator and web service hold thousands of objects."""
+    metadata = {k: v for k, v in body["metadata"].items() if k != "managedFields"}
+    annotations = metadata.get("annotations")
+    if annotations and LAST_APPLIED in annotations:
+        metadata["annotations"] = {k: v for k, v in annotations.items() if k != LAST_APPLIED}
+    return {**body, "metadata": metadata}
+
+
 def merge_patch(old: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON merge patch (RFC 7386) that turns ``old`` into ``new``."""
     patch: dict[str, Any] = {}

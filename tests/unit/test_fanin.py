@@ -153,3 +153,36 @@ def test_names_fit_the_api_limits_and_never_collide_with_the_watcher() -> None:
 def test_a_fold_that_changes_nothing_returns_the_same_status() -> None:
     status = started({"a": provider("a"), "b": provider("b")})
     assert fanin.fan_in(status, {"s1-a": child(None)}, 1, later(1)) == status
+
+
+def test_a_finished_childs_summary_folds_exactly_like_the_child() -> None:
+    from durable_search.controller.runtime import finished_summary
+    from durable_search.engine.httptask import result_summary
+
+    full = {
+        "apiVersion": "durablesearch.dev/v1alpha1",
+        "kind": "HttpTask",
+        "metadata": {
+            "name": "s1-a",
+            "namespace": "ns",
+            "uid": "u",
+            "resourceVersion": "7",
+            "managedFields": [{"manager": "x"}],
+        },
+        "spec": {"request": {"url": "http://a/"}},
+        "status": {
+            "phase": "Succeeded",
+            "outcome": "Succeeded",
+            "attempts": 2,
+            "message": "200 OK",
+            "startTime": "2026-11-26T08:00:00.000Z",
+            "completionTime": "2026-11-26T08:00:01.500Z",
+            "response": {"statusCode": 200, "body": "<p>page</p>" * 100},
+            "attemptLog": [{"attempt": 1}, {"attempt": 2}],
+        },
+    }
+    summary = finished_summary(full)
+    assert result_summary(summary["status"]) == result_summary(full["status"])
+    assert "spec" not in summary
+    assert "body" not in summary["status"]["response"]
+    assert "managedFields" not in summary["metadata"]

@@ -18,7 +18,7 @@ from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import watch as k8s_watch
 
 from durable_search.api.constants import GROUP, SEARCH_PLURAL, VERSION
-from durable_search.kubeapi import version_order
+from durable_search.kubeapi import version_order, without_bookkeeping
 
 logger = logging.getLogger("durable_search_web.cache")
 Body = dict[str, Any]
@@ -68,7 +68,7 @@ class SearchCache:
         held = self._items.get(name)
         if held is not None and version_order(body, held) <= 0:
             return
-        self._items[name] = dict(body)
+        self._items[name] = compact(body)
         self._notify(name)
 
     def remove(self, name: str) -> None:
@@ -107,7 +107,7 @@ class SearchCache:
         listing = await self._custom.list_namespaced_custom_object(
             GROUP, VERSION, self.namespace, SEARCH_PLURAL
         )
-        fresh = {item["metadata"]["name"]: item for item in listing.get("items", [])}
+        fresh = {item["metadata"]["name"]: compact(item) for item in listing.get("items", [])}
         gone = self._items.keys() - fresh.keys()
         self._items = fresh
         self._resource_version = listing["metadata"]["resourceVersion"]
@@ -152,3 +152,17 @@ class SearchCache:
         finally:
             watcher.stop()
         return True
+
+
+def compact(body: Mapping[str, Any]) -> Body:
+    """What the API answers need of a Search: no bookkeeping, inline providers by name only.
+
+    Thousands of Searches are held at once, and as Python objects a Search's managedFields and
+    inline provider specs outweigh everything the status document uses.
+    """
+    slim = without_bookkeeping(body)
+    spec = dict(slim.get("spec") or {})
+    if spec.get("providers"):
+        spec["providers"] = [{"name": p.get("name")} for p in spec["providers"]]
+    slim["spec"] = spec
+    return slim

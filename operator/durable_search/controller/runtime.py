@@ -18,6 +18,7 @@ from durable_search.controller.searches import SearchContext, run_search
 from durable_search.controller.store import Key, Workers, key_of
 from durable_search.controller.tasks import TaskContext, run_task
 from durable_search.engine.fanin import is_finished
+from durable_search.kubeapi import without_bookkeeping
 
 logger = logging.getLogger("durable_search.runtime")
 Body = dict[str, Any]
@@ -42,7 +43,7 @@ class Runtime:
             await self.task_workers.cancel(key)
         else:
             finished = TaskPhase((body.get("status") or {}).get("phase") or "Pending").finished
-            store.put(_trimmed(body) if finished else body)
+            store.put(finished_summary(body) if finished else without_bookkeeping(body))
             if not finished and not body["metadata"].get("deletionTimestamp"):
                 self.task_workers.ensure(key, self._supervised("httptask", key, self._task(key)))
         parent = _controller_search(body)
@@ -57,13 +58,18 @@ class Runtime:
             store.remove(key, body["metadata"].get("uid"))
             await self.search_workers.cancel(key)
         else:
-            store.put(body)
             spec = body.get("spec") or {}
             needs_worker = not is_finished(body.get("status") or {}) or (
                 spec.get("ttlSecondsAfterFinished") is not None
             )
-            if needs_worker and not body["metadata"].get("deletionTimestamp"):
+            if not needs_worker:
+                # Finished for good: nothing will read it again; holding thousands costs memory.
+                store.remove(key, body["metadata"].get("uid"))
+            elif not body["metadata"].get("deletionTimestamp"):
+                store.put(without_bookkeeping(body))
                 self.search_workers.ensure(key, self._supervised("search", key, self._search(key)))
+            else:
+                store.put(without_bookkeeping(body))
         METRICS.active_searches.set(len(self.search_workers))
 
     async def stop(self) -> None:
@@ -105,11 +111,25 @@ def _controller_search(body: Mapping[str, Any]) -> Key | None:
     return None
 
 
-def _trimmed(body: Body) -> Body:
-    """A finished HttpTask without its response body: the fan-in needs only the summary."""
-    status = dict(body.get("status") or {})
+def finished_summary(body: Body) -> Body:
+    """What a finished HttpTask's parent needs of it: identity and the outcome's summary.
+
+    The fan-in reads only these fields (``engine.httptask.result_summary``); the body, headers
+    and attempt log stay in the API server.
+    """
+    metadata = body["metadata"]
+    status = body.get("status") or {}
+    summary = {k: status[k] for k in _SUMMARY_FIELDS if k in status}
     response = status.get("response")
-    if response:
-        status["response"] = {k: v for k, v in response.items() if k != "body"}
-    status.pop("attemptLog", None)
-    return {**body, "status": status}
+    if response and "statusCode" in response:
+        summary["response"] = {"statusCode": response["statusCode"]}
+    return {
+        "apiVersion": body.get("apiVersion"),
+        "kind": body.get("kind"),
+        "metadata": {k: metadata[k] for k in _SUMMARY_METADATA if k in metadata},
+        "status": summary,
+    }
+
+
+_SUMMARY_FIELDS = ("phase", "outcome", "attempts", "startTime", "completionTime", "message")
+_SUMMARY_METADATA = ("name", "namespace", "uid", "resourceVersion", "ownerReferences", "labels")

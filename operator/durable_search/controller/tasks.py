@@ -49,8 +49,8 @@ async def run_task(ctx: TaskContext, key: Key) -> None:
     """Drive one HttpTask until it finishes, is deleted, or the operator stops."""
     while True:
         body = ctx.store.get(key)
-        if not is_live(body):
-            return
+        if not is_live(body) or "spec" not in (body or {}):
+            return  # deleted, or finished (the store keeps only a summary of finished tasks)
         assert body is not None
         spec = HttpTaskSpec.parse(body["spec"])
         status: Mapping[str, Any] = body.get("status") or {}
