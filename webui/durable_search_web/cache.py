@@ -24,13 +24,17 @@ logger = logging.getLogger("durable_search_web.cache")
 Body = dict[str, Any]
 
 WATCH_TIMEOUT_SECONDS = 240
+LIST_PAGE = 500
 _BACKOFF = (0.5, 1, 2, 5, 10)
 
 
 class SearchCache:
-    def __init__(self, api_client: k8s.ApiClient, namespace: str) -> None:
+    def __init__(
+        self, api_client: k8s.ApiClient, namespace: str, page_size: int = LIST_PAGE
+    ) -> None:
         self._custom = k8s.CustomObjectsApi(api_client)
         self.namespace = namespace
+        self._page_size = page_size
         self._items: dict[str, Body] = {}
         self._changes: dict[str, asyncio.Event] = {}
         self.changed_at: dict[str, float] = {}  # monotonic time of each Search's last change
@@ -104,13 +108,26 @@ class SearchCache:
                 await asyncio.sleep(delay)
 
     async def _list(self) -> None:
-        listing = await self._custom.list_namespaced_custom_object(
-            GROUP, VERSION, self.namespace, SEARCH_PLURAL
-        )
-        fresh = {item["metadata"]["name"]: compact(item) for item in listing.get("items", [])}
+        # In pages: one response holding every Search would set the process's peak memory.
+        fresh: dict[str, Body] = {}
+        token = ""
+        while True:
+            page = await self._custom.list_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                self.namespace,
+                SEARCH_PLURAL,
+                limit=self._page_size,
+                _continue=token,
+            )
+            for item in page.get("items", []):
+                fresh[item["metadata"]["name"]] = compact(item)
+            token = page["metadata"].get("continue") or ""
+            if not token:
+                break
         gone = self._items.keys() - fresh.keys()
         self._items = fresh
-        self._resource_version = listing["metadata"]["resourceVersion"]
+        self._resource_version = page["metadata"]["resourceVersion"]
         for name in list(self._changes):
             if name in gone or name in fresh:
                 self._notify(name)

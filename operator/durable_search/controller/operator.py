@@ -158,6 +158,8 @@ def _settings(*, scan_namespaces: bool) -> kopf.OperatorSettings:
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
     settings.watching.connect_timeout = 10
+    # List in pages: one response holding every object would set the process's peak memory.
+    settings.watching.chunk_size = 500
     # Scanning needs cluster-wide list rights, which a namespaced install does not grant; it
     # is only needed to follow namespaces matching a pattern (--namespace 'team-*').
     settings.scanning.disabled = not scan_namespaces
