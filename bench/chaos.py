@@ -11,7 +11,6 @@ Completed; the demo site's counters tell how many requests were sent more than o
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 from kubernetes import client
 
 from bench.environment import environment
+from bench.report import emit
 from durable_search.api.constants import GROUP, SEARCH_PLURAL, VERSION
 
 # Requests each provider needs when nothing goes wrong: key suffix -> first requests.
@@ -115,10 +115,7 @@ def main() -> int:
         "providers_with_fewer_requests_than_expected": missing,
         "polls_total": sum(stats["polls"].values()),
     }
-    print(json.dumps(report, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    emit(report, args.out)
     return 0 if report["completed"] == len(names) else 1
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import resource
 import subprocess
 import sys
@@ -24,6 +23,7 @@ from typing import Any
 import aiohttp
 import httpx
 
+from bench.report import emit
 from durable_search.http.addresses import AddressPolicy
 from durable_search.http.client import ClientSettings, OutgoingRequest, SharedHttpClient
 from tests.support.processes import free_port
@@ -121,10 +121,7 @@ def main() -> int:
         server.terminate()
         server.wait()
     report = {"requests": args.requests, "concurrency": args.concurrency, "clients": results}
-    print(json.dumps(report, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    emit(report, args.out)
     return 0
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import resource
 import statistics
 import sys
@@ -28,6 +27,7 @@ import httpx
 from kubernetes import client
 
 from bench.environment import environment
+from bench.report import emit
 from durable_search.api.constants import GROUP, PROVIDER_PLURAL, VERSION
 from durable_search.api.timestamps import parse_time
 from tests.support.processes import WebProcess
@@ -170,10 +170,7 @@ def main() -> int:
         **crowd,
         "note": "completionTime (ms, operator clock) to client answer; same machine clock",
     }
-    print(json.dumps(report, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    emit(report, args.out)
     return 0
 
 

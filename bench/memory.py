@@ -11,7 +11,6 @@ a fresh process needs to hold the same objects).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import uuid
@@ -24,6 +23,7 @@ from kubernetes import client
 from bench.environment import environment
 from bench.longpoll import rss_mib
 from bench.orchestration import CompletionWatcher, run_one
+from bench.report import emit
 from durable_search.api.constants import GROUP, SEARCH_PLURAL, VERSION
 from tests.support.processes import WebProcess
 
@@ -105,10 +105,7 @@ def main() -> int:
         finally:
             web.stop()
     report["note"] = "RSS from /proc/<pid>/status; 3 providers per finished Search"
-    print(json.dumps(report, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    emit(report, args.out)
     return 0
 
 

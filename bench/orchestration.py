@@ -11,7 +11,6 @@ the API server's own ``apiserver_request_total`` for write verbs, before and aft
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import threading
@@ -25,6 +24,7 @@ from typing import Any
 from kubernetes import client, watch
 
 from bench.environment import Environment, environment
+from bench.report import emit
 from durable_search.api.constants import GROUP, SEARCH_PLURAL, VERSION
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -162,10 +162,7 @@ def main() -> int:
         "api_writes_by_kind_per_search": per_search,
         "note": "etcd on disk with fsync on; client-side timing to a watch event",
     }
-    print(json.dumps(report, indent=2))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    emit(report, args.out)
     return 0
 
 

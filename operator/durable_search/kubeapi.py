@@ -171,9 +171,6 @@ class KubeApi:
                 "(kubectl apply -f crds/)"
             )
 
-    async def get_search(self, namespace: str, name: str) -> Body:
-        return await self.get(SEARCH_PLURAL, namespace, name)
-
     async def list_providers(self, namespace: str) -> list[Body]:
         return await self.list_objects(PROVIDER_PLURAL, namespace)
 

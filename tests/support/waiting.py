@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
 
 def eventually(check: Callable[[], bool], timeout: float = 30.0, message: str = "") -> None:
@@ -14,14 +13,3 @@ def eventually(check: Callable[[], bool], timeout: float = 30.0, message: str = 
             return
         time.sleep(0.1)
     raise AssertionError(f"not true within {timeout}s: {message}")
-
-
-async def eventually_async(
-    check: Callable[[], Awaitable[bool]], within: float = 30.0, message: str = ""
-) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"not true within {within}s: {message}")

@@ -27,7 +27,6 @@ from durable_search_web.config import (
     AUTHORIZER,
     CACHE,
     CONFIG,
-    KUBE,
     MAX_REQUEST_BYTES,
     METRICS,
     WebConfig,
@@ -74,7 +73,6 @@ async def kubernetes_context(app: web.Application) -> AsyncIterator[None]:
     configuration = await load_configuration(config.kubeconfig)
     api = k8s.ApiClient(configuration)
     cache = SearchCache(api, config.namespace)
-    app[KUBE] = api
     app[CACHE] = cache
     app[AUTHORIZER] = Authorizer(config.auth, configuration, api, config.namespace)
     watch = asyncio.create_task(cache.run(), name="search-watch")

@@ -41,7 +41,6 @@ class SearchCache:
         self._resource_version = ""
         self.synced = asyncio.Event()
         self.last_contact = time.monotonic()  # list, event or bookmark: the watch is alive
-        self.events_seen = 0
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -60,9 +59,6 @@ class SearchCache:
         if event is None:
             event = self._changes[name] = asyncio.Event()
         return event
-
-    def waiters(self) -> int:
-        return len(self._changes)
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -150,7 +146,6 @@ class SearchCache:
         try:
             async for event in stream:
                 self.last_contact = time.monotonic()
-                self.events_seen += 1
                 kind = event["type"]
                 body = event["object"]
                 if kind == "ERROR":

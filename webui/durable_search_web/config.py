@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aiohttp import web
-from kubernetes_asyncio import client as k8s
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from durable_search_web.auth import AuthMode, Authorizer
@@ -62,7 +61,6 @@ class WebMetrics:
 
 
 CONFIG = web.AppKey("config", WebConfig)
-KUBE = web.AppKey("kube", k8s.ApiClient)
 CACHE = web.AppKey("cache", SearchCache)
 AUTHORIZER = web.AppKey("authorizer", Authorizer)
 METRICS = web.AppKey("metrics", WebMetrics)

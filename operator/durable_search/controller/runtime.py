@@ -15,7 +15,7 @@ from typing import Any
 from durable_search.api.constants import SEARCH_KIND, TaskPhase
 from durable_search.controller.metrics import METRICS
 from durable_search.controller.searches import SearchContext, run_search
-from durable_search.controller.store import Key, Workers, key_of
+from durable_search.controller.store import Key, ObjectStore, Workers, key_of
 from durable_search.controller.tasks import TaskContext, run_task
 from durable_search.engine.fanin import is_finished
 from durable_search.kubeapi import without_bookkeeping
@@ -45,9 +45,14 @@ class Runtime:
             finished = TaskPhase((body.get("status") or {}).get("phase") or "Pending").finished
             store.put(finished_summary(body) if finished else without_bookkeeping(body))
             if not finished and not body["metadata"].get("deletionTimestamp"):
-                self.task_workers.ensure(key, self._supervised("httptask", key, self._task(key)))
+                self.task_workers.ensure(
+                    key, self._supervised("httptask", store, key, self._task(key))
+                )
+        if not self.task_workers.running(key):
+            store.forget_signal(key)
         parent = _controller_search(body)
-        if parent is not None:
+        # A Search without a worker lists its children when one starts: no need to wake it.
+        if parent is not None and self.search_workers.running(parent):
             self.search_context.searches.poke(parent)
         METRICS.active_tasks.set(len(self.task_workers))
 
@@ -67,9 +72,13 @@ class Runtime:
                 store.remove(key, body["metadata"].get("uid"))
             elif not body["metadata"].get("deletionTimestamp"):
                 store.put(without_bookkeeping(body))
-                self.search_workers.ensure(key, self._supervised("search", key, self._search(key)))
+                self.search_workers.ensure(
+                    key, self._supervised("search", store, key, self._search(key))
+                )
             else:
                 store.put(without_bookkeeping(body))
+        if not self.search_workers.running(key):
+            store.forget_signal(key)
         METRICS.active_searches.set(len(self.search_workers))
 
     async def stop(self) -> None:
@@ -85,23 +94,28 @@ class Runtime:
     def _search(self, key: Key) -> Callable[[], Awaitable[None]]:
         return lambda: run_search(self.search_context, key)
 
-    async def _supervised(self, kind: str, key: Key, work: Callable[[], Awaitable[None]]) -> None:
+    async def _supervised(
+        self, kind: str, store: ObjectStore, key: Key, work: Callable[[], Awaitable[None]]
+    ) -> None:
         """Run ``work``; on an unexpected error log it and run it again after a backoff.
 
         Safe because every worker is level-triggered: a fresh run decides from the object.
         """
         failures = 0
-        while True:
-            try:
-                await work()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                delay = _RESTART_BACKOFF[min(failures, len(_RESTART_BACKOFF) - 1)]
-                failures += 1
-                logger.exception("%s %s/%s failed; retrying in %ss", kind, *key, delay)
-                await asyncio.sleep(delay)
+        try:
+            while True:
+                try:
+                    await work()
+                    return
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    delay = _RESTART_BACKOFF[min(failures, len(_RESTART_BACKOFF) - 1)]
+                    failures += 1
+                    logger.exception("%s %s/%s failed; retrying in %ss", kind, *key, delay)
+                    await asyncio.sleep(delay)
+        finally:
+            store.forget_signal(key)
 
 
 def _controller_search(body: Mapping[str, Any]) -> Key | None:

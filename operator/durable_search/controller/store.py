@@ -32,14 +32,8 @@ class ObjectStore:
         self._bodies: dict[Key, Body] = {}
         self._signals: dict[Key, asyncio.Event] = defaultdict(asyncio.Event)
 
-    def __len__(self) -> int:
-        return len(self._bodies)
-
     def get(self, key: Key) -> Body | None:
         return self._bodies.get(key)
-
-    def values(self) -> list[Body]:
-        return list(self._bodies.values())
 
     def put(self, body: Body) -> bool:
         """Keep ``body`` if it is not older than what is held; True when it was kept."""
@@ -76,6 +70,7 @@ class ObjectStore:
         return fired
 
     def forget_signal(self, key: Key) -> None:
+        """Drop the wake-up signal of a key no worker waits on (one per object adds up)."""
         self._signals.pop(key, None)
 
 

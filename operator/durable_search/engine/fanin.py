@@ -22,7 +22,7 @@ from durable_search.api.constants import (
 )
 from durable_search.api.timestamps import format_duration, format_time, parse_time
 from durable_search.engine.conditions import set_condition
-from durable_search.engine.httptask import phase_of, result_summary
+from durable_search.engine.httptask import result_summary
 
 Status = dict[str, Any]
 
@@ -214,20 +214,3 @@ def _finish(
 def is_finished(status: Mapping[str, Any]) -> bool:
     phase = status.get("phase")
     return phase is not None and SearchPhase(phase).finished
-
-
-__all__ = [
-    "Transition",
-    "deadline_of",
-    "expire",
-    "fan_in",
-    "is_finished",
-    "output_html",
-    "phase_of",
-    "progress_of",
-    "provider_html",
-    "start",
-    "terminate",
-    "text_body",
-    "transition",
-]
