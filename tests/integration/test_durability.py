@@ -108,7 +108,7 @@ def test_a_conflict_on_the_record_rereads_and_records_once(
     )
     eventually(lambda: demo_site.stats()["hits"].get("conflict-1") == 1, message="request sent")
     # Change the object while its request is in flight: the operator's resourceVersion is stale.
-    task_name = f"{name}-slow"
+    task_name = searches.children(name)["slow"]["metadata"]["name"]
     client.CustomObjectsApi(api_client).patch_namespaced_custom_object(
         GROUP,
         VERSION,

@@ -98,7 +98,8 @@ def test_helm_lint_and_every_option_renders(helm: str) -> None:
     )
     args = operator["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--all-namespaces" in args and "--allow-cidr=10.0.0.0/8" in args
-    assert "--allow-host=durable-search-web.ns.svc" in args
+    assert "--watcher-base-url=http://durable-search-web.ns.svc:80" in args
+    assert not any(a.startswith("--allow-host=durable-search-web") for a in args)
     assert operator["spec"]["strategy"] == {"type": "Recreate"}
 
 

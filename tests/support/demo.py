@@ -6,6 +6,7 @@ import asyncio
 import json
 import threading
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -14,10 +15,17 @@ from durable_search.demo.site import create_app
 
 
 class DemoSite:
-    """A real aiohttp server on loopback; ``stats()`` says what each ``key`` received."""
+    """A real aiohttp server on loopback (the demo site unless ``app`` says otherwise);
+    ``stats()`` says what each ``key`` received."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        app: Callable[[], web.Application] = create_app,
+    ) -> None:
         self.host = host
+        self._app = app
         self._requested_port = port
         self.port = 0
         self._loop = asyncio.new_event_loop()
@@ -30,7 +38,7 @@ class DemoSite:
         return self
 
     async def _start(self) -> None:
-        self._runner = web.AppRunner(create_app(), access_log=None, shutdown_timeout=0.1)
+        self._runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self._requested_port)
         await site.start()

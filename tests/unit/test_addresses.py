@@ -5,8 +5,10 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from durable_search.http.addresses import AddressPolicy, special_range
+from durable_search.http.addresses import AddressPolicy, embedded_ipv4, special_range
 
 DENY = AddressPolicy()
 
@@ -45,6 +47,11 @@ DENY = AddressPolicy()
         "::127.0.0.1",
         "64:ff9b:1::1",
         "100::1",
+        "::ffff:0:7f00:1",  # IPv4-translated 127.0.0.1
+        "::ffff:0:a9fe:a9fe",  # IPv4-translated 169.254.169.254
+        "1::1",  # outside 2000::/3: never global
+        "4000::1",
+        "e000::1",
     ],
 )
 def test_special_addresses_are_refused_by_default(address: str) -> None:
@@ -80,3 +87,28 @@ def test_refusals_say_why() -> None:
     assert special_range(ipaddress.ip_address("169.254.169.254")) == "link-local (cloud metadata)"
     message = DENY.refusal(ipaddress.ip_address("64:ff9b::a9fe:a9fe"))
     assert message is not None and "embeds 169.254.169.254" in message
+
+
+GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
+
+
+@given(st.ip_addresses(v=6))
+def test_no_ipv6_address_outside_2000_3_is_global_unless_it_embeds_a_global_ipv4(
+    address: ipaddress.IPv6Address,
+) -> None:
+    inner = embedded_ipv4(address)
+    if address not in GLOBAL_UNICAST and inner is None:
+        assert special_range(address) is not None
+    if inner is not None:
+        assert (special_range(address) is None) == (special_range(inner) is None)
+
+
+@given(st.ip_addresses(v=4))
+def test_an_ipv4_address_and_its_mapped_and_translated_forms_are_judged_alike(
+    address: ipaddress.IPv4Address,
+) -> None:
+    mapped = ipaddress.IPv6Address(f"::ffff:{address}")
+    translated = ipaddress.IPv6Address((0xFFFF << 32) | int(address))
+    verdict = DENY.refusal(address) is None
+    assert (DENY.refusal(mapped) is None) == verdict
+    assert (DENY.refusal(translated) is None) == verdict

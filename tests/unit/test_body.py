@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import base64
 
+from hypothesis import given
+from hypothesis import strategies as st
+
+from durable_search.engine.bounds import string_size
 from durable_search.http.body import store_body
 
 
@@ -32,3 +36,16 @@ def test_binary_is_base64_and_bounded() -> None:
 def test_invalid_utf8_in_the_middle_is_binary() -> None:
     body = store_body(b"abc\xff\xfeabc", declared_size=None, max_bytes=100, more=False)
     assert body.encoding == "base64"
+
+
+@given(
+    raw=st.binary(max_size=3000), cap=st.integers(min_value=0, max_value=4000), more=st.booleans()
+)
+def test_any_body_is_kept_as_a_prefix_within_the_cap(raw: bytes, cap: int, more: bool) -> None:
+    body = store_body(raw, declared_size=None, max_bytes=cap, more=more)
+    kept = body.text.encode() if body.encoding == "utf-8" else base64.b64decode(body.text)
+    assert len(kept) <= cap
+    assert raw.startswith(kept)
+    assert body.truncated == (more or len(raw) > cap)
+    if body.encoding == "utf-8":
+        assert string_size(body.text) <= 4 * ((len(kept) + 2) // 3)

@@ -8,10 +8,11 @@ from typing import Any
 from durable_search.api.models import ProviderSpec, SearchSpec
 from durable_search.engine import fanin
 from durable_search.engine.fanout import SearchRef, child_manifest, plan_results
-from durable_search.engine.names import child_name, label_value, watcher_name
+from durable_search.engine.names import child_name
 
 NOW = dt.datetime(2026, 11, 26, 8, 0, 0, tzinfo=dt.UTC)
 REF = SearchRef("s1", "ns", "uid-1")
+A, B, C = (child_name("s1", p, "uid-1") for p in "abc")
 
 
 def later(seconds: float) -> dt.datetime:
@@ -39,7 +40,7 @@ def child(outcome: str | None, code: int | None = None) -> dict[str, Any]:
 def test_the_plan_names_children_deterministically_and_records_missing_refs() -> None:
     status = started({"a": provider("a"), "gone": None})
     assert status["phase"] == "Running"
-    assert status["results"][0] == {"name": "a", "httpTaskName": "s1-a", "attempts": 0}
+    assert status["results"][0] == {"name": "a", "httpTaskName": A, "attempts": 0}
     assert status["results"][1]["outcome"] == "ProviderNotFound"
     assert status["progress"] == "1/2"
 
@@ -52,13 +53,11 @@ def test_no_providers_fails_the_search_with_a_reason() -> None:
 
 def test_fan_in_completes_only_when_every_provider_has_an_outcome() -> None:
     status = started({"a": provider("a"), "b": provider("b"), "c": provider("c")})
-    partial = fanin.fan_in(
-        status, {"s1-a": child("Succeeded", 200), "s1-b": child(None)}, 1, later(1)
-    )
+    partial = fanin.fan_in(status, {A: child("Succeeded", 200), B: child(None)}, 1, later(1))
     assert (partial["phase"], partial["progress"]) == ("Running", "1/3")
     done = fanin.fan_in(
         partial,
-        {"s1-b": child("HttpError", 404), "s1-c": child("TransportError")},
+        {B: child("HttpError", 404), C: child("TransportError")},
         1,
         later(2),
     )
@@ -75,7 +74,7 @@ def test_fan_in_completes_only_when_every_provider_has_an_outcome() -> None:
 
 def test_a_recorded_outcome_is_never_rewritten_by_a_partial_view() -> None:
     status = started({"a": provider("a"), "b": provider("b")})
-    status = fanin.fan_in(status, {"s1-a": child("Succeeded", 200)}, 1, later(1))
+    status = fanin.fan_in(status, {A: child("Succeeded", 200)}, 1, later(1))
     again = fanin.fan_in(status, {}, 1, later(2))  # a cache that lost the child
     assert again["results"][0]["outcome"] == "Succeeded"
     assert again["progress"] == "1/2"
@@ -83,7 +82,7 @@ def test_a_recorded_outcome_is_never_rewritten_by_a_partial_view() -> None:
 
 def test_terminate_and_expire_close_the_unfinished_providers() -> None:
     status = started({"a": provider("a"), "b": provider("b")})
-    status = fanin.fan_in(status, {"s1-a": child("Succeeded", 200)}, 1, later(1))
+    status = fanin.fan_in(status, {A: child("Succeeded", 200)}, 1, later(1))
     terminated = fanin.terminate(status, later(2), "terminated on request")
     assert terminated["phase"] == "Terminated"
     assert [r["outcome"] for r in terminated["results"]] == ["Succeeded", "Terminated"]
@@ -95,11 +94,11 @@ def test_terminate_and_expire_close_the_unfinished_providers() -> None:
 
 def test_output_joins_pages_and_no_results_with_hr() -> None:
     results = [
-        {"name": "a", "httpTaskName": "s1-a", "outcome": "Succeeded"},
-        {"name": "b", "httpTaskName": "s1-b", "outcome": "HttpError"},
-        {"name": "c", "httpTaskName": "s1-c", "outcome": "TransportError"},
+        {"name": "a", "httpTaskName": A, "outcome": "Succeeded"},
+        {"name": "b", "httpTaskName": B, "outcome": "HttpError"},
+        {"name": "c", "httpTaskName": C, "outcome": "TransportError"},
     ]
-    html = fanin.output_html(results, {"s1-a": "<p>A</p>", "s1-b": "<p>404 page</p>"})
+    html = fanin.output_html(results, {A: "<p>A</p>", B: "<p>404 page</p>"})
     assert html == "<p>A</p><hr/><h1>No Results</h1><hr/><h1>No Results</h1>"
 
 
@@ -111,7 +110,7 @@ def test_binary_bodies_are_not_pages() -> None:
 def test_transitions_name_the_events_users_care_about() -> None:
     running = started({"a": provider("a")})
     assert fanin.transition({}, running) is None  # a start is in status; no Event write
-    done = fanin.fan_in(running, {"s1-a": child("Succeeded", 200)}, 1, later(1))
+    done = fanin.fan_in(running, {A: child("Succeeded", 200)}, 1, later(1))
     change = fanin.transition(running, done)
     assert change is not None and change.reason == "Completed" and not change.warning
     assert fanin.transition(done, done) is None
@@ -133,7 +132,7 @@ def test_child_manifest_encodes_the_query_and_carries_the_remaining_deadline() -
         {"url": "http://w/?q={query}", "attemptTimeoutSeconds": 9, "retry": {"maxAttempts": 5}},
     )
     manifest = child_manifest(REF, spec, site, started=NOW, now=later(20))
-    assert manifest["metadata"]["name"] == "s1-wiki"
+    assert manifest["metadata"]["name"] == child_name("s1", "wiki", "uid-1")
     assert manifest["metadata"]["ownerReferences"][0]["controller"] is True
     assert manifest["spec"]["request"]["url"] == "http://w/?q=caf%C3%A9%20%26%20cr%C3%A8me"
     assert manifest["spec"]["deadlineSeconds"] == 40
@@ -141,18 +140,9 @@ def test_child_manifest_encodes_the_query_and_carries_the_remaining_deadline() -
     assert manifest["spec"]["retry"]["maxAttempts"] == 2
 
 
-def test_names_fit_the_api_limits_and_never_collide_with_the_watcher() -> None:
-    long_name = "s" * 250
-    assert len(child_name(long_name, "wiki")) <= 253
-    assert child_name(long_name, "wiki") != child_name(long_name, "news")
-    assert watcher_name("s1") == "s1--watcher" != child_name("s1", "watcher")
-    value = label_value("x" * 100)
-    assert len(value) <= 63 and value[-1].isalnum()
-
-
 def test_a_fold_that_changes_nothing_returns_the_same_status() -> None:
     status = started({"a": provider("a"), "b": provider("b")})
-    assert fanin.fan_in(status, {"s1-a": child(None)}, 1, later(1)) == status
+    assert fanin.fan_in(status, {A: child(None)}, 1, later(1)) == status
 
 
 def test_a_finished_childs_summary_folds_exactly_like_the_child() -> None:
@@ -163,7 +153,7 @@ def test_a_finished_childs_summary_folds_exactly_like_the_child() -> None:
         "apiVersion": "durablesearch.dev/v1alpha1",
         "kind": "HttpTask",
         "metadata": {
-            "name": "s1-a",
+            "name": A,
             "namespace": "ns",
             "uid": "u",
             "resourceVersion": "7",

@@ -39,7 +39,7 @@ def answer(
 
 
 def exchange(
-    result: engine.HttpAnswer | engine.TransportFailure, started: float, url: str = URL
+    result: engine.HttpAnswer | engine.NoAnswer, started: float, url: str = URL
 ) -> engine.Exchange:
     return engine.Exchange(result=result, url=url, started=at(started), duration_ms=10)
 
@@ -48,7 +48,7 @@ def step(
     task: HttpTaskSpec,
     status: dict[str, Any],
     now: float,
-    result: engine.HttpAnswer | engine.TransportFailure,
+    result: engine.HttpAnswer | engine.NoAnswer,
 ) -> dict[str, Any]:
     """Decide at ``now``; the decision must be a Send; record ``result`` for it."""
     decision = engine.decide(task, status, CREATED, at(now))
@@ -101,9 +101,9 @@ def test_500s_exhaust_the_retries_and_end_in_http_error() -> None:
 
 def test_transport_errors_are_retried_then_recorded_as_failed() -> None:
     task = spec(retry={"maxAttempts": 2, "initialIntervalSeconds": 1})
-    status = step(task, {}, 0, engine.TransportFailure("connection refused"))
+    status = step(task, {}, 0, engine.NoAnswer("connection refused"))
     assert status["phase"] == "Running" and status["attempts"] == 2
-    status = step(task, status, 1, engine.TransportFailure("connection refused"))
+    status = step(task, status, 1, engine.NoAnswer("connection refused"))
     assert (status["phase"], status["outcome"]) == ("Failed", "TransportError")
     assert status["lastError"] == "connection refused"
     assert "statusCode" not in engine.result_summary(status)
@@ -111,12 +111,12 @@ def test_transport_errors_are_retried_then_recorded_as_failed() -> None:
 
 def test_attempt_timeouts_exhausted_end_in_timed_out() -> None:
     task = spec(retry={"maxAttempts": 1})
-    status = step(task, {}, 0, engine.TransportFailure("no answer within 30s", timed_out=True))
+    status = step(task, {}, 0, engine.NoAnswer("no answer within 30s", engine.FailureKind.TIMEOUT))
     assert status["outcome"] == "TimedOut"
 
 
 def test_blocked_is_never_retried() -> None:
-    status = step(spec(), {}, 0, engine.TransportFailure("blocked: 10.0.0.1", blocked=True))
+    status = step(spec(), {}, 0, engine.NoAnswer("blocked: 10.0.0.1", engine.FailureKind.BLOCKED))
     assert (status["phase"], status["outcome"], status["attempts"]) == ("Failed", "Blocked", 1)
 
 
@@ -180,7 +180,7 @@ def test_a_retry_that_would_start_after_the_deadline_is_not_claimed() -> None:
 def test_a_later_error_never_overwrites_the_last_response() -> None:
     task = spec(retry={"maxAttempts": 2, "initialIntervalSeconds": 1})
     status = step(task, {}, 0, answer(503, body="busy"))
-    status = step(task, status, 1, engine.TransportFailure("reset by peer"))
+    status = step(task, status, 1, engine.NoAnswer("reset by peer"))
     assert status["outcome"] == "TransportError"
     assert status["response"]["statusCode"] == 503
     assert status["response"]["body"] == "busy"

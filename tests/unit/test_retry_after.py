@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from durable_search.api.models import AsyncPolicy, RetryPolicy
 from durable_search.engine.retry_after import parse_retry_after
@@ -51,3 +53,19 @@ def test_poll_interval_is_clamped_between_min_and_max() -> None:
     assert poll_delay(policy, 0) == 1
     assert poll_delay(policy, 4) == 4
     assert poll_delay(policy, 3600) == 10
+
+
+@given(st.one_of(st.none(), st.text(max_size=64)))
+@example("²")  # a digit to str.isdigit(), not to int()
+@example("١٢")
+def test_any_retry_after_header_is_a_wait_of_zero_or_more_seconds_or_none(
+    value: str | None,
+) -> None:
+    now = dt.datetime(2026, 12, 1, tzinfo=dt.UTC)
+    wait = parse_retry_after(value, now)
+    assert wait is None or wait >= 0
+
+
+@given(st.integers(min_value=0, max_value=10**12))
+def test_delta_seconds_are_read_exactly(seconds: int) -> None:
+    assert parse_retry_after(str(seconds), dt.datetime(2026, 12, 1, tzinfo=dt.UTC)) == seconds

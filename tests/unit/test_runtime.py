@@ -1,13 +1,15 @@
-"""The event router holds nothing for objects no worker needs."""
+"""The event router holds nothing for objects no worker needs; the supervisor gives up well."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
+import aiohttp
+
 from durable_search.api.timestamps import now
 from durable_search.controller.events import EventRecorder
-from durable_search.controller.runtime import Runtime
+from durable_search.controller.runtime import MAX_INTERNAL_FAILURES, Runtime, supervise
 from durable_search.controller.searches import SearchContext
 from durable_search.controller.store import ObjectStore
 from durable_search.controller.tasks import TaskContext
@@ -62,5 +64,39 @@ def test_finished_objects_leave_no_signal_and_no_search_behind() -> None:
     asyncio.run(replay())
     assert tasks._signals == {} and searches._signals == {}
     assert searches.get(("ns", "s1")) is None
-    summary = tasks.get(("ns", "s1-a"))
-    assert summary is not None and "spec" not in summary
+    assert tasks.get(("ns", "s1-a")) is None, "nobody folds a finished task in: hold nothing"
+
+
+async def _no_wait(_: float) -> None:
+    return None
+
+
+async def test_a_worker_our_code_keeps_failing_on_gives_the_object_up() -> None:
+    runs: list[int] = []
+    given_up: list[str] = []
+
+    async def work() -> None:
+        runs.append(1)
+        raise KeyError("status")
+
+    async def give_up(message: str) -> None:
+        given_up.append(message)
+
+    await supervise("httptask ns/t", work, give_up, sleep=_no_wait)
+    assert len(runs) == MAX_INTERNAL_FAILURES
+    assert given_up == ["KeyError: 'status'"]
+
+
+async def test_an_unreachable_api_server_is_waited_out_not_given_up() -> None:
+    runs: list[int] = []
+
+    async def work() -> None:
+        runs.append(1)
+        if len(runs) < 3 * MAX_INTERNAL_FAILURES:
+            raise aiohttp.ClientConnectionError("connection refused")
+
+    async def give_up(message: str) -> None:
+        raise AssertionError(f"gave up: {message}")
+
+    await supervise("search ns/s", work, give_up, sleep=_no_wait)
+    assert len(runs) == 3 * MAX_INTERNAL_FAILURES

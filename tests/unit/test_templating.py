@@ -5,6 +5,8 @@ from __future__ import annotations
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from durable_search.engine.templating import render_url
 
@@ -32,3 +34,11 @@ def test_placeholder_may_appear_more_than_once() -> None:
 def test_a_template_without_placeholder_is_an_error() -> None:
     with pytest.raises(ValueError, match=r"\{query\}"):
         render_url("https://example.org/search", "x")
+
+
+@given(st.text(min_size=1, max_size=512))
+def test_any_query_round_trips_and_leaves_nothing_reserved_unescaped(query: str) -> None:
+    url = render_url("https://example.org/search?q={query}&lang=en", query)
+    assert parse_qs(urlsplit(url).query, keep_blank_values=True)["q"] == [query]
+    encoded = url.split("q=", 1)[1].split("&lang=", 1)[0]
+    assert all(ch.isascii() and (ch.isalnum() or ch in "-._~%") for ch in encoded)

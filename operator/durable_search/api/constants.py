@@ -60,23 +60,24 @@ class Outcome(StrEnum):
     BLOCKED = "Blocked"
     PROVIDER_NOT_FOUND = "ProviderNotFound"
     TERMINATED = "Terminated"
+    INVALID = "Invalid"  # the fault is on our side of the wire; the condition's reason says which
 
 
 class Reason(StrEnum):
-    """CamelCase reasons for conditions and Events."""
+    """CamelCase reasons for conditions and Events (an outcome is its own reason otherwise)."""
 
     RUNNING = "Running"
     COMPLETED = "Completed"
     NO_PROVIDERS = "NoProviders"
     TERMINATED = "Terminated"
     DEADLINE_EXCEEDED = "DeadlineExceeded"
-    PROVIDER_FINISHED = "ProviderFinished"
-    PROVIDER_FAILED = "ProviderFailed"
-    RESPONSE_RECEIVED = "ResponseReceived"
-    REQUEST_FAILED = "RequestFailed"
     RETRYING = "Retrying"
     POLLING = "Polling"
-    EXPIRED = "Expired"
+    # Why an outcome is Invalid:
+    INVALID_REQUEST = "InvalidRequest"  # the request cannot be sent as written
+    TOO_LARGE_TO_RECORD = "TooLargeToRecord"  # the API server refused the status recording it
+    NAME_CONFLICT = "NameConflict"  # a child's name is taken by an object we do not own
+    INTERNAL = "Internal"  # our own code kept failing on this object
 
 
 CONDITION_SUCCEEDED = "Succeeded"

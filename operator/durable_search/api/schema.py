@@ -33,6 +33,13 @@ Schema = dict[str, Any]
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+# Visible ASCII and tab: no CR/LF (header injection), nothing an HTTP client must refuse.
+HEADER_VALUE = r"^[\t -~]*$"
+# scheme://host[:port] then the rest: a registered name or a bracketed IPv6 literal, no
+# user:password@ (put credentials in a header from a Secret), one optional port.
+URL_AUTHORITY = (
+    r"^https?://(\[[0-9A-Fa-f:.]+\]|[-A-Za-z0-9._~%!$&'()*+,;=]+)(:[0-9]{1,5})?([/?#]\S*)?$"
+)
 MAX_URL = 2048
 # 512 KiB of raw bytes is ~683 KiB as base64: far below the API's 1.5 MiB object limit.
 MAX_BODY_BYTES = 524288
@@ -140,7 +147,10 @@ def headers_schema() -> Schema:
         {
             "name": string("Header name (an HTTP token).", 256, minLength=1, pattern=HEADER_NAME),
             "value": string(
-                "Literal value. Stored in the object: use valueFrom for secrets.", 8192
+                "Literal value (visible ASCII and tabs). Stored in the object: use valueFrom "
+                "for secrets.",
+                8192,
+                pattern=HEADER_VALUE,
             ),
             "valueFrom": obj(
                 "Where to read the value from. Secret values are resolved when the request is "
@@ -224,7 +234,17 @@ def url_schema(description: str, templated: bool) -> Schema:
         (
             "self.startsWith('http://') || self.startsWith('https://')",
             "must be an http:// or https:// URL",
-        )
+        ),
+        (
+            f"isURL(self) && self.matches({_cel_string(URL_AUTHORITY)})",
+            "must be a URL the operator can send: scheme://host[:port]/..., one port, no "
+            "user:password@, no spaces",
+        ),
+        (
+            "!isURL(self) || url(self).getPort() == '' || "
+            "(int(url(self).getPort()) >= 1 && int(url(self).getPort()) <= 65535)",
+            "the port must be from 1 to 65535",
+        ),
     ]
     if templated:
         rules.append(("self.contains('{query}')", "must contain {query}"))
@@ -234,6 +254,12 @@ def url_schema(description: str, templated: bool) -> Schema:
         minLength=8,
         **{"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]},
     )
+
+
+def _cel_string(text: str) -> str:
+    """``text`` as a CEL raw string literal, so regex backslashes stay as written."""
+    assert '"' not in text
+    return f'r"{text}"'
 
 
 def method_schema() -> Schema:
@@ -448,6 +474,11 @@ def httptask_status() -> Schema:
                     "bodyBytes": integer("Bytes the server sent (as far as known).", 0, 2**53),
                     "truncated": boolean("True when the body was cut at maxBodyBytes."),
                     "encoding": string("utf-8 or base64.", 8, enum=["utf-8", "base64"]),
+                    "contentEncoding": string(
+                        "The Content-Encoding the body is kept in, undecoded: one we did not "
+                        "offer, or a second layer (only one layer of gzip or deflate is decoded).",
+                        64,
+                    ),
                 },
             ),
             "location": string("The 202 Location being polled.", 8192),

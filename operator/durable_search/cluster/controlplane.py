@@ -180,6 +180,31 @@ class ControlPlane:
                 path.unlink(missing_ok=True)
         self.kubeconfig.unlink(missing_ok=True)
 
+    def restart_apiserver(self, *, kill: bool = True, down_seconds: float = 0.0) -> float:
+        """Kill kube-apiserver (``kill -9`` unless ``kill`` is False) and start it again on the
+        same port and storage; seconds until it answers ``/readyz`` again. For fault runs."""
+        state = self.state()
+        if state is None:
+            raise ControlPlaneError("the control plane is not running")
+        pid = state.pids["kube-apiserver"]
+        if _is_our_process(pid, state.binaries["kube-apiserver"]):
+            if kill:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                while _is_alive(pid):
+                    time.sleep(0.02)
+            else:
+                _terminate(pid)
+        began = time.monotonic()
+        time.sleep(down_seconds)
+        binaries = self._binaries or ensure_binaries()
+        state.pids["kube-apiserver"] = self._spawn(
+            "kube-apiserver", _apiserver_args(binaries, state, self._pki)
+        )
+        self._write_state(state)
+        self._wait_ready(state)
+        return time.monotonic() - began
+
     # -- internals ---------------------------------------------------------------------------
 
     def _etcd_data_dir(self) -> Path:

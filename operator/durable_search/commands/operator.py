@@ -9,8 +9,9 @@ import signal
 import sys
 
 from durable_search.commands.common import add_common_flags, configure_logging
-from durable_search.controller.operator import OperatorConfig, parse_list, run_operator
-from durable_search.kubeapi import CrdsMissingError
+from durable_search.controller.config import OperatorConfig, parse_list
+from durable_search.controller.operator import run_operator
+from durable_search.errors import CrdsMissingError
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -59,6 +60,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="open connections to one site, so a stalled site cannot starve the others "
         "(env DURABLE_SEARCH_MAX_CONNECTIONS_PER_HOST)",
     )
+    parser.add_argument(
+        "--watcher-base-url",
+        default=os.environ.get("DURABLE_SEARCH_WATCHER_BASE_URL") or None,
+        metavar="URL",
+        help="the web service's base URL: watchers' polls of <URL>/api/searches/{id} take the "
+        "trusted path past the SSRF guard (env DURABLE_SEARCH_WATCHER_BASE_URL)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -74,6 +82,7 @@ def config_from(args: argparse.Namespace) -> OperatorConfig:
         health_port=args.health_port,
         max_connections=args.max_connections,
         max_connections_per_host=args.max_connections_per_host,
+        watcher_base_url=args.watcher_base_url,
     )
 
 

@@ -49,7 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from durable_search.controller.operator import context_namespace
+    from durable_search.kube.config import context_namespace
     from durable_search_web.app import create_app
     from durable_search_web.auth import AuthMode
     from durable_search_web.config import WebConfig

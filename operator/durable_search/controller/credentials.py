@@ -1,27 +1,34 @@
 """Request headers resolved at send time: literal values, Secret values, and bearer tokens.
 
 Secret values and tokens live only in memory for the exchange that uses them. They are marked
-``origin_bound``, so the executor sends them to the original request's origin only, and they
-never reach status, Events or logs: errors name the Secret, key or token source, never a value.
+``secret``, so the executor sends them to the original request's origin only and redacts them
+from whatever the site answers, and they never reach status, Events or logs: errors name the
+Secret, key or token source, never a value.
+
+The operator reads Secrets and mints tokens with its own rights, so it does so only while the
+admission policies that check the author's rights are installed (``controller.admission``),
+never for an API-server audience, and a plain-http token endpoint only where the allow-list
+opens it.
 
 Token sources (``spec.request.auth``) are the Kubernetes analogue of the sample's managed
 identity: a TokenRequest for a ServiceAccount, or an OAuth 2.0 client-credentials grant. Tokens
-are cached until shortly before they expire and refreshed on demand; concurrent requests for
-the same token share one fetch.
+are cached (a bounded cache; lifetimes clamped) until shortly before they expire; concurrent
+requests for the same token share one fetch.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import binascii
 import json
+import math
+import re
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from urllib.parse import quote, urlencode
-
-from kubernetes_asyncio import client as k8s
-from kubernetes_asyncio.client.exceptions import ApiException
+from urllib.parse import quote, urlencode, urlsplit
 
 from durable_search.api.models import (
     OAuth2ClientCredentials,
@@ -29,17 +36,31 @@ from durable_search.api.models import (
     SecretKeyRef,
     ServiceAccountTokenSource,
 )
-from durable_search.http.client import HttpClient, OutgoingRequest, TransportError
+from durable_search.api.timestamps import parse_time
+from durable_search.controller.admission import AdmissionGuard
+from durable_search.errors import (
+    BlockedError,
+    ExchangeError,
+    InvalidRequestError,
+    KubeApiError,
+    NotFoundError,
+    TransportError,
+)
+from durable_search.http.client import ClientSettings, HttpClient, OutgoingRequest
 from durable_search.http.executor import RequestHeader
+from durable_search.kube.api import KubeApi
+from durable_search.kube.client import ApiError
 
 # Refresh a token when less than this share of its lifetime is left (at most a minute early).
 REFRESH_FRACTION = 0.1
 MAX_REFRESH_MARGIN_SECONDS = 60.0
+# Whatever a token endpoint claims, a token is cached at most this long.
+MAX_TOKEN_LIFETIME_SECONDS = 3600.0
+DEFAULT_TOKEN_LIFETIME_SECONDS = 300.0
+MAX_CACHED_TOKENS = 1024
 _TOKEN_RESPONSE_LIMIT = 64 * 1024
-
-
-class CredentialError(Exception):
-    """A Secret or token the request needs could not be obtained (message has no secret)."""
+# What an HTTP header value may hold (RFC 9110 §5.5, visible ASCII and tab: httpx sends ASCII).
+_HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
 
 
 @dataclass(frozen=True)
@@ -55,47 +76,95 @@ def refresh_time(now: float, lifetime: float) -> float:
     return now + max(lifetime - margin, 0.0)
 
 
-class TokenCache:
-    """Tokens by source, fetched once per lifetime; one fetch at a time per source."""
+def clamp_lifetime(seconds: float) -> float:
+    """A lifetime we are willing to cache: finite, at least 0, at most an hour."""
+    if not math.isfinite(seconds):
+        return MAX_TOKEN_LIFETIME_SECONDS if seconds > 0 else 0.0
+    return min(max(seconds, 0.0), MAX_TOKEN_LIFETIME_SECONDS)
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+
+class TokenCache:
+    """Tokens by source, fetched once per lifetime; one fetch at a time per source.
+
+    Bounded: the least recently used source is forgotten past ``max_entries`` (sources are
+    chosen by users, audiences included).
+    """
+
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, max_entries: int = MAX_CACHED_TOKENS
+    ) -> None:
         self._clock = clock
-        self._tokens: dict[Hashable, CachedToken] = {}
+        self._max_entries = max_entries
+        self._tokens: OrderedDict[Hashable, CachedToken] = OrderedDict()
         self._locks: dict[Hashable, asyncio.Lock] = {}
 
     async def get(self, key: Hashable, fetch: Callable[[], Awaitable[tuple[str, float]]]) -> str:
         """The cached token for ``key``, or a new one from ``fetch`` (token, lifetime seconds)."""
-        cached = self._tokens.get(key)
-        if cached is not None and self._clock() < cached.refresh_at:
-            return cached.value
+        cached = self._fresh(key)
+        if cached is not None:
+            return cached
+        self._forget_idle_locks()
         lock = self._locks.setdefault(key, asyncio.Lock())
         async with lock:
-            cached = self._tokens.get(key)
-            now = self._clock()
-            if cached is not None and now < cached.refresh_at:
-                return cached.value
+            cached = self._fresh(key)
+            if cached is not None:
+                return cached
             value, lifetime = await fetch()
+            now = self._clock()
+            lifetime = clamp_lifetime(lifetime)
             self._tokens[key] = CachedToken(value, now + lifetime, refresh_time(now, lifetime))
+            self._tokens.move_to_end(key)
+            while len(self._tokens) > self._max_entries:
+                self._tokens.popitem(last=False)
             return value
+
+    def _forget_idle_locks(self) -> None:
+        # One lock per source ever asked for would grow without bound (failed fetches too).
+        if len(self._locks) > 2 * self._max_entries:
+            self._locks = {k: v for k, v in self._locks.items() if v.locked()}
+
+    def _fresh(self, key: Hashable) -> str | None:
+        cached = self._tokens.get(key)
+        if cached is None or self._clock() >= cached.refresh_at:
+            return None
+        self._tokens.move_to_end(key)
+        return cached.value
 
     def __len__(self) -> int:
         return len(self._tokens)
 
 
 class Credentials:
-    def __init__(self, api_client: k8s.ApiClient, http: HttpClient) -> None:
-        self._core = k8s.CoreV1Api(api_client)
+    def __init__(
+        self,
+        api: KubeApi,
+        http: HttpClient,
+        settings: ClientSettings,
+        guard: AdmissionGuard,
+    ) -> None:
+        self._api = api
         self._http = http
+        self._settings = settings
+        self._guard = guard
         self.tokens = TokenCache()
+        # (namespace, name) of the operator's own ServiceAccount, when it runs as one.
+        self.identity: tuple[str, str] | None = None
 
     async def headers(self, namespace: str, request: RequestSpec) -> list[RequestHeader]:
+        """Every header of ``request``, values resolved; raises an :class:`ExchangeError`."""
         headers = []
         for header in request.headers:
             if header.secret is not None:
                 value = await self.secret_value(namespace, header.secret)
-                headers.append(RequestHeader(header.name, value, origin_bound=True))
+                value = _header_value(value, header.secret)
+                headers.append(RequestHeader(header.name, value, secret=True))
             else:
-                headers.append(RequestHeader(header.name, header.value or ""))
+                value = header.value or ""
+                if not _HEADER_VALUE.fullmatch(value):
+                    raise InvalidRequestError(
+                        f"header {header.name}: only visible ASCII characters and tabs can be sent"
+                    )
+                headers.append(RequestHeader(header.name, value))
         auth = request.auth
         if auth is not None:
             if auth.service_account_token is not None:
@@ -103,47 +172,71 @@ class Credentials:
             else:
                 assert auth.oauth2_client_credentials is not None
                 token = await self._oauth2_token(namespace, auth.oauth2_client_credentials)
-            headers.append(RequestHeader("Authorization", f"Bearer {token}", origin_bound=True))
+            headers.append(RequestHeader("Authorization", f"Bearer {token}", secret=True))
         return headers
 
     async def secret_value(self, namespace: str, ref: SecretKeyRef) -> str:
+        self._guard.require()
         try:
-            secret = await self._core.read_namespaced_secret(ref.name, namespace)
-        except ApiException as error:
-            raise CredentialError(
-                f'cannot read Secret "{ref.name}" in {namespace}: {error.status} {error.reason}'
-            ) from None
-        data = secret.data or {}
+            secret = await self._api.read_secret(namespace, ref.name)
+        except KubeApiError as error:
+            raise _api_error(f'cannot read Secret "{ref.name}" in {namespace}', error) from None
+        data = secret.get("data") or {}
         if ref.key not in data:
-            raise CredentialError(f'Secret "{ref.name}" has no key "{ref.key}"')
-        return base64.b64decode(data[ref.key]).decode()
+            raise InvalidRequestError(f'Secret "{ref.name}" has no key "{ref.key}"')
+        try:
+            return base64.b64decode(data[ref.key], validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            raise InvalidRequestError(
+                f'Secret "{ref.name}" key "{ref.key}" is not UTF-8 text'
+            ) from None
 
     async def _service_account_token(
         self, namespace: str, source: ServiceAccountTokenSource
     ) -> str:
-        async def fetch() -> tuple[str, float]:
-            request = k8s.AuthenticationV1TokenRequest(
-                spec=k8s.V1TokenRequestSpec(
-                    audiences=[source.audience], expiration_seconds=source.expiration_seconds
-                )
-            )
-            try:
-                issued = await self._core.create_namespaced_service_account_token(
-                    source.service_account_name, namespace, request
-                )
-            except ApiException as error:
-                raise CredentialError(
-                    f'TokenRequest for ServiceAccount "{source.service_account_name}" in '
-                    f"{namespace} failed: {error.status} {error.reason}"
-                ) from None
-            expires = issued.status.expiration_timestamp
-            lifetime = expires.timestamp() - time.time() if expires else source.expiration_seconds
-            return issued.status.token, max(float(lifetime), 0.0)
-
+        self._guard.require()
+        self._guard.refuse_api_audience(source.audience)
         key = ("sa", namespace, source.service_account_name, source.audience)
-        return await self.tokens.get(key, fetch)
+        return await self.tokens.get(
+            key,
+            lambda: self._mint(
+                namespace, source.service_account_name, source.audience, source.expiration_seconds
+            ),
+        )
+
+    async def operator_token(self, audience: str) -> str | None:
+        """A token for the operator's own ServiceAccount (None when it runs as something else)."""
+        if self.identity is None:
+            return None
+        namespace, name = self.identity
+        return await self.tokens.get(
+            ("operator", audience), lambda: self._mint(namespace, name, audience, 3600)
+        )
+
+    async def _mint(
+        self, namespace: str, account: str, audience: str, seconds: int
+    ) -> tuple[str, float]:
+        try:
+            issued = await self._api.request_token(namespace, account, [audience], seconds)
+        except KubeApiError as error:
+            raise _api_error(
+                f'TokenRequest for ServiceAccount "{account}" in {namespace} failed', error
+            ) from None
+        status = issued.get("status") or {}
+        expires = parse_time(status.get("expirationTimestamp"))
+        lifetime = expires.timestamp() - time.time() if expires else seconds
+        return str(status.get("token") or ""), float(lifetime)
 
     async def _oauth2_token(self, namespace: str, source: OAuth2ClientCredentials) -> str:
+        self._guard.require()
+        if urlsplit(source.token_url).scheme.lower() != "https" and not self._settings.opens(
+            source.token_url
+        ):
+            raise BlockedError(
+                f"token endpoint {source.token_url}: client secrets are only sent over https "
+                "(or to a host the operator's allow-list opens)"
+            )
+
         async def fetch() -> tuple[str, float]:
             client_id = await self.secret_value(namespace, source.client_id)
             client_secret = await self.secret_value(namespace, source.client_secret)
@@ -169,21 +262,22 @@ class Credentials:
                     timeout=30,
                     max_body_bytes=_TOKEN_RESPONSE_LIMIT,
                 )
-            except TransportError as error:
-                raise CredentialError(f"token endpoint {source.token_url}: {error}") from None
+            except ExchangeError as error:
+                raise type(error)(f"token endpoint {source.token_url}: {error.message}") from None
             if response.status_code != 200:
-                raise CredentialError(
-                    f"token endpoint {source.token_url} answered {response.status_code}"
-                )
+                message = f"token endpoint {source.token_url} answered {response.status_code}"
+                if response.status_code in (429,) or response.status_code >= 500:
+                    raise TransportError(message)
+                raise InvalidRequestError(message)
             try:
                 document = json.loads(response.body)
                 token = str(document["access_token"])
-                lifetime = float(document.get("expires_in", 3600))
-            except (ValueError, KeyError, TypeError):
-                raise CredentialError(
+                lifetime = float(document.get("expires_in", DEFAULT_TOKEN_LIFETIME_SECONDS))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                raise TransportError(
                     f"token endpoint {source.token_url} sent no access_token"
                 ) from None
-            return token, lifetime
+            return _header_value(token, None), lifetime
 
         key = (
             "oauth2",
@@ -194,3 +288,22 @@ class Credentials:
             source.scopes,
         )
         return await self.tokens.get(key, fetch)
+
+
+def _header_value(value: str, ref: SecretKeyRef | None) -> str:
+    """``value`` if it can be sent in a header; an :class:`InvalidRequestError` otherwise."""
+    if _HEADER_VALUE.fullmatch(value):
+        return value
+    where = f'Secret "{ref.name}" key "{ref.key}"' if ref else "the token endpoint's token"
+    raise InvalidRequestError(
+        f"{where} cannot be sent in a header (only visible ASCII characters and tabs)"
+    )
+
+
+def _api_error(what: str, error: KubeApiError) -> ExchangeError:
+    """A failed API call as an outcome: a server-side hiccup is retried, the rest is not."""
+    status = 404 if isinstance(error, NotFoundError) else getattr(error, "status", 0)
+    message = f"{what}: {status} {error.message}"
+    if isinstance(error, ApiError) and (status == 429 or status >= 500):
+        return TransportError(message)
+    return InvalidRequestError(message)

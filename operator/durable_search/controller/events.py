@@ -11,23 +11,22 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from kubernetes_asyncio import client as k8s
-
 from durable_search.api.timestamps import format_time, now
+from durable_search.kube.api import KubeApi
 
 logger = logging.getLogger("durable_search.events")
 COMPONENT = "durable-search-operator"
 
 
 class EventRecorder:
-    def __init__(self, api_client: k8s.ApiClient | None) -> None:
-        self._core = k8s.CoreV1Api(api_client) if api_client is not None else None
+    def __init__(self, api: KubeApi | None) -> None:
+        self._api = api
         self._pending: set[asyncio.Task[None]] = set()
 
     def post(
         self, body: Mapping[str, Any], reason: str, message: str, *, warning: bool = False
     ) -> None:
-        if self._core is None:
+        if self._api is None:
             return
         task = asyncio.create_task(self._post(body, reason, message, warning))
         self._pending.add(task)
@@ -36,7 +35,7 @@ class EventRecorder:
     async def _post(
         self, body: Mapping[str, Any], reason: str, message: str, warning: bool
     ) -> None:
-        assert self._core is not None
+        assert self._api is not None
         metadata = body["metadata"]
         stamp = format_time(now(), millis=False)
         event = {
@@ -62,10 +61,7 @@ class EventRecorder:
             "count": 1,
         }
         try:
-            await self._core.create_namespaced_event(
-                metadata["namespace"],
-                event,  # type: ignore[arg-type]
-            )
+            await self._api.create_event(metadata["namespace"], event)
         except Exception as error:  # Events are best-effort by design
             logger.warning("could not post Event %s for %s: %s", reason, metadata["name"], error)
 

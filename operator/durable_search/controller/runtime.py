@@ -8,28 +8,37 @@ resume from the statuses alone.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from durable_search.api.constants import SEARCH_KIND, TaskPhase
+from durable_search.controller import searches as search_worker
+from durable_search.controller import tasks as task_worker
 from durable_search.controller.metrics import METRICS
-from durable_search.controller.searches import SearchContext, run_search
+from durable_search.controller.searches import SearchContext
 from durable_search.controller.store import Key, ObjectStore, Workers, key_of
-from durable_search.controller.tasks import TaskContext, run_task
+from durable_search.controller.tasks import TaskContext
 from durable_search.engine.fanin import is_finished
-from durable_search.kubeapi import without_bookkeeping
+from durable_search.kube.client import is_transient
+from durable_search.kube.objects import without_bookkeeping
 
 logger = logging.getLogger("durable_search.runtime")
 Body = dict[str, Any]
 
 _RESTART_BACKOFF = (0.5, 1, 2, 5, 10, 30)
+# A worker that fails this many times in a row for a reason of its own gives the object up.
+MAX_INTERNAL_FAILURES = 5
+Work = Callable[[], Awaitable[None]]
+GiveUp = Callable[[str], Awaitable[None]]
 
 
 class Runtime:
     def __init__(self, tasks: TaskContext, searches: SearchContext) -> None:
-        self.task_context = tasks
-        self.search_context = searches
+        self.task_context = dataclasses.replace(tasks, recorded=self.on_task_written)
+        # A child a Search creates starts its worker from the create's answer, not the watch.
+        self.search_context = dataclasses.replace(searches, child_created=self.on_child_created)
         self.task_workers = Workers("httptask")
         self.search_workers = Workers("search")
 
@@ -43,18 +52,31 @@ class Runtime:
             await self.task_workers.cancel(key)
         else:
             finished = TaskPhase((body.get("status") or {}).get("phase") or "Pending").finished
-            store.put(finished_summary(body) if finished else without_bookkeeping(body))
-            if not finished and not body["metadata"].get("deletionTimestamp"):
-                self.task_workers.ensure(
-                    key, self._supervised("httptask", store, key, self._task(key))
-                )
+            parent = _controller_search(body)
+            if not finished:
+                store.put(without_bookkeeping(body))
+                if not body["metadata"].get("deletionTimestamp"):
+                    self.task_workers.ensure(
+                        key, self._supervised("httptask", store, key, *self._task(key))
+                    )
+            elif parent is not None and self.search_workers.running(parent):
+                store.put(finished_summary(body))  # what the running parent's fan-in reads
+            else:
+                # Nobody will fold it in (a Search that starts later looks it up): hold nothing.
+                store.remove(key, body["metadata"].get("uid"))
         if not self.task_workers.running(key):
             store.forget_signal(key)
         parent = _controller_search(body)
-        # A Search without a worker lists its children when one starts: no need to wake it.
+        # A Search without a worker looks its unknown children up when one starts.
         if parent is not None and self.search_workers.running(parent):
             self.search_context.searches.poke(parent)
         METRICS.active_tasks.set(len(self.task_workers))
+
+    async def on_child_created(self, body: Body) -> None:
+        await self.on_task_event("ADDED", body)
+
+    async def on_task_written(self, body: Body) -> None:
+        await self.on_task_event("MODIFIED", body)
 
     async def on_search_event(self, kind: str | None, body: Body) -> None:
         key = key_of(body)
@@ -67,19 +89,31 @@ class Runtime:
             needs_worker = not is_finished(body.get("status") or {}) or (
                 spec.get("ttlSecondsAfterFinished") is not None
             )
+            if is_finished(body.get("status") or {}):
+                self._forget_children(body)
             if not needs_worker:
                 # Finished for good: nothing will read it again; holding thousands costs memory.
                 store.remove(key, body["metadata"].get("uid"))
             elif not body["metadata"].get("deletionTimestamp"):
                 store.put(without_bookkeeping(body))
                 self.search_workers.ensure(
-                    key, self._supervised("search", store, key, self._search(key))
+                    key, self._supervised("search", store, key, *self._search(key))
                 )
             else:
                 store.put(without_bookkeeping(body))
         if not self.search_workers.running(key):
             store.forget_signal(key)
         METRICS.active_searches.set(len(self.search_workers))
+
+    def _forget_children(self, search: Body) -> None:
+        """A finished Search's children are folded in: drop what the store holds of them."""
+        namespace = search["metadata"]["namespace"]
+        tasks = self.task_context.store
+        for result in (search.get("status") or {}).get("results") or ():
+            key = (namespace, result.get("httpTaskName") or "")
+            if result.get("outcome") and not self.task_workers.running(key):
+                tasks.remove(key)
+                tasks.forget_signal(key)
 
     async def stop(self) -> None:
         await self.search_workers.cancel_all()
@@ -88,34 +122,64 @@ class Runtime:
 
     # -- workers -----------------------------------------------------------------------------
 
-    def _task(self, key: Key) -> Callable[[], Awaitable[None]]:
-        return lambda: run_task(self.task_context, key)
+    def _task(self, key: Key) -> tuple[Work, GiveUp]:
+        ctx = self.task_context
+        return (
+            lambda: task_worker.run_task(ctx, key),
+            lambda message: task_worker.fail_internal(ctx, key, message),
+        )
 
-    def _search(self, key: Key) -> Callable[[], Awaitable[None]]:
-        return lambda: run_search(self.search_context, key)
+    def _search(self, key: Key) -> tuple[Work, GiveUp]:
+        ctx = self.search_context
+        return (
+            lambda: search_worker.run_search(ctx, key),
+            lambda message: search_worker.fail_internal(ctx, key, message),
+        )
 
     async def _supervised(
-        self, kind: str, store: ObjectStore, key: Key, work: Callable[[], Awaitable[None]]
+        self, kind: str, store: ObjectStore, key: Key, work: Work, give_up: GiveUp
     ) -> None:
-        """Run ``work``; on an unexpected error log it and run it again after a backoff.
-
-        Safe because every worker is level-triggered: a fresh run decides from the object.
-        """
-        failures = 0
         try:
-            while True:
-                try:
-                    await work()
-                    return
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    delay = _RESTART_BACKOFF[min(failures, len(_RESTART_BACKOFF) - 1)]
-                    failures += 1
-                    logger.exception("%s %s/%s failed; retrying in %ss", kind, *key, delay)
-                    await asyncio.sleep(delay)
+            await supervise(f"{kind} {key[0]}/{key[1]}", work, give_up)
         finally:
             store.forget_signal(key)
+
+
+async def supervise(
+    what: str,
+    work: Work,
+    give_up: GiveUp,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> None:
+    """Run ``work``; on an unexpected error log it and run it again after a backoff.
+
+    Safe because every worker is level-triggered: a fresh run decides from the object. An
+    unreachable API server is waited out; our own code failing on one object
+    :data:`MAX_INTERNAL_FAILURES` times in a row ends that object with the reason instead of
+    restarting forever (each restart could resend a claimed request).
+    """
+    failures = internal = 0
+    while True:
+        try:
+            await work()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            delay = _RESTART_BACKOFF[min(failures, len(_RESTART_BACKOFF) - 1)]
+            failures += 1
+            internal = 0 if is_transient(error) else internal + 1
+            if internal >= MAX_INTERNAL_FAILURES:
+                message = f"{type(error).__name__}: {error}"[:512]
+                logger.exception("%s: giving up after %s failures", what, internal)
+                try:
+                    await give_up(message)
+                except Exception:
+                    logger.exception("%s: could not record the failure", what)
+                return
+            logger.exception("%s failed; retrying in %ss", what, delay)
+            await sleep(delay)
 
 
 def _controller_search(body: Mapping[str, Any]) -> Key | None:

@@ -1,41 +1,39 @@
 """The Search worker: one coroutine per unfinished Search (or finished one awaiting its TTL).
 
-Each pass is a guard clause over the newest body, in this order: gone, finished (TTL), asked to
-terminate, not yet started (resolve providers, record the plan, create the children), past its
-deadline, otherwise fold the children into the status. Status is written once per pass, guarded
-by resourceVersion; Events are emitted only after that write lands.
+A thin loop over :func:`engine.search.decide`: read the newest body and what the store knows of
+the children, ask what to do, do it (the I/O lives here: providers, plan, children, writes).
+Status is written at most once per pass, guarded by resourceVersion; Events are emitted only
+after that write lands.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from durable_search.api.constants import (
-    HTTPTASK_PLURAL,
-    LABEL_SEARCH_UID,
-    SEARCH_PLURAL,
-    Outcome,
-)
+from durable_search.api.constants import HTTPTASK_PLURAL, SEARCH_PLURAL
 from durable_search.api.models import ProviderSpec, SearchSpec
 from durable_search.api.timestamps import parse_time
 from durable_search.controller.events import EventRecorder
 from durable_search.controller.metrics import METRICS
 from durable_search.controller.store import Key, ObjectStore
-from durable_search.engine import fanin
-from durable_search.engine.fanout import SearchRef, child_manifest, plan_results
-from durable_search.kubeapi import ConflictError, KubeApi, NotFoundError
+from durable_search.engine import fanin, search
+from durable_search.engine.fanout import SearchRef, child_manifest, owned_by, plan_results
+from durable_search.errors import ConflictError, NotFoundError
+from durable_search.kube.api import KubeApi
+from durable_search.kube.objects import spec_version, without_bookkeeping
 
 logger = logging.getLogger("durable_search.search")
 Body = dict[str, Any]
 
-# Children carry the Search's deadline themselves; the Search enforces it too, a little later,
-# in case a child cannot (its worker is gone, its object was edited).
-DEADLINE_GRACE = dt.timedelta(seconds=2)
+
+async def _no_one(_: Body) -> None:
+    return None
 
 
 @dataclass(frozen=True)
@@ -45,94 +43,76 @@ class SearchContext:
     tasks: ObjectStore
     events: EventRecorder
     clock: Callable[[], dt.datetime]
-    batch_seconds: float = 0.05  # let sibling outcomes arriving together share one write
+    # Called with each child the Search creates, so its worker starts from the create's
+    # answer instead of waiting for the watch to deliver it.
+    child_created: Callable[[Body], Awaitable[None]] = _no_one
 
 
 async def run_search(ctx: SearchContext, key: Key) -> None:
     """Drive one Search from Pending to a finished phase (and its TTL deletion)."""
-    children_listed = False
+    last_progress: dt.datetime | None = None
+    parsed: tuple[object, SearchSpec] | None = None
     while True:
         body = ctx.searches.get(key)
         if body is None or body["metadata"].get("deletionTimestamp"):
             return
-        spec = SearchSpec.parse(body["spec"])
+        if parsed is None or parsed[0] != spec_version(body):
+            # Parsed once per generation: only a spec change bumps it.
+            parsed = (spec_version(body), SearchSpec.parse(body["spec"]))
+        spec = parsed[1]
         status: Mapping[str, Any] = body.get("status") or {}
         metadata = body["metadata"]
         ref = SearchRef(metadata["name"], metadata["namespace"], metadata["uid"])
         generation = int(metadata.get("generation") or 1)
         now = ctx.clock()
+        decision = search.decide(
+            spec, status, _children_of(ctx, ref, status), generation, now, last_progress
+        )
 
-        if fanin.is_finished(status):
-            if not await _await_ttl(ctx, key, body, spec, status, now):
-                return
-            continue
-
-        if spec.terminate:
+        if isinstance(decision, search.Done):
+            return
+        if isinstance(decision, search.Wait):
+            timeout = (decision.until - now).total_seconds() if decision.until else None
+            await ctx.searches.changed(key, timeout)
+        elif isinstance(decision, search.Delete):
+            await ctx.api.delete(SEARCH_PLURAL, ref.namespace, ref.name, ref.uid)
+            logger.info(
+                "%s/%s: deleted %ss after it finished", *key, spec.ttl_seconds_after_finished
+            )
+            return
+        elif isinstance(decision, search.Start):
+            await _start(ctx, body, ref, spec, generation, now)
+            last_progress = now
+        elif isinstance(decision, search.Recover):
+            await _recover(ctx, body, ref, spec, status, decision.names, now)
+        elif isinstance(decision, search.Stop):
             await _terminate_children(ctx, ref, status)
-            await _write(ctx, body, fanin.terminate(status, now, "terminated on request"))
-            continue
-
-        if not status.get("phase"):
-            resolved = await _resolve(ctx.api, ref.namespace, spec, names=None)
-            planned = fanin.start(status, plan_results(ref, spec, resolved), generation, now)
-            written = await _write(ctx, body, planned)
-            if written is not None:
-                await _create_children(ctx, ref, spec, resolved, planned, now)
-            continue
-
-        if not children_listed:
-            # After a restart the watch may not have delivered every child yet: list them once.
-            selector = f"{LABEL_SEARCH_UID}={ref.uid}"
-            for child in await ctx.api.list_children(ref.namespace, selector):
-                ctx.tasks.put(child)
-            children_listed = True
-        if await _recreate_missing_children(ctx, body, ref, spec, status, now):
-            continue
-
-        deadline = fanin.deadline_of(status, spec.deadline_seconds)
-        if deadline is not None and now >= deadline + DEADLINE_GRACE:
-            await _terminate_children(ctx, ref, status)
-            await _write(ctx, body, fanin.expire(status, spec.deadline_seconds, now))
-            continue
-
-        children = {
-            name: (ctx.tasks.get((ref.namespace, name)) or {}).get("status") or {}
-            for name in _child_names(status)
-        }
-        folded = fanin.fan_in(status, children, generation, now)
-        if folded != status:
-            await _write(ctx, body, folded)
-            continue
-
-        timeout = (deadline + DEADLINE_GRACE - now).total_seconds() if deadline else None
-        if await ctx.searches.changed(key, timeout):
-            await asyncio.sleep(ctx.batch_seconds)
+            await _write(ctx, body, decision.status)
+        else:
+            await _write(ctx, body, decision.status)
+            last_progress = now
 
 
-async def _await_ttl(
+async def _start(
     ctx: SearchContext,
-    key: Key,
     body: Body,
+    ref: SearchRef,
     spec: SearchSpec,
-    status: Mapping[str, Any],
+    generation: int,
     now: dt.datetime,
-) -> bool:
-    """Wait for (or carry out) the TTL deletion; False when there is nothing left to do."""
-    completed = parse_time(status.get("completionTime"))
-    if spec.ttl_seconds_after_finished is None or completed is None:
-        return False
-    expires = completed + dt.timedelta(seconds=spec.ttl_seconds_after_finished)
-    if now >= expires:
-        metadata = body["metadata"]
-        await ctx.api.delete(
-            SEARCH_PLURAL, metadata["namespace"], metadata["name"], metadata["uid"]
-        )
-        logger.info(
-            "%s/%s: deleted %ss after it finished (ttl)", *key, spec.ttl_seconds_after_finished
-        )
-        return False
-    await ctx.searches.changed(key, (expires - now).total_seconds())
-    return True
+) -> None:
+    """Record the plan and create the children, at once: neither waits for the other.
+
+    Children are named from the plan deterministically, so if the plan's write fails (or the
+    operator dies) the next pass plans the same names and adopts the children already made.
+    """
+    resolved = await _resolve(ctx.api, ref.namespace, spec, names=None)
+    planned = fanin.start(
+        body.get("status") or {}, plan_results(ref, spec, resolved), generation, now
+    )
+    await asyncio.gather(
+        _write(ctx, body, planned), _create_children(ctx, ref, spec, resolved, planned, now)
+    )
 
 
 async def _resolve(
@@ -178,51 +158,67 @@ async def _create_children(
 
 
 async def _create_child(ctx: SearchContext, manifest: Mapping[str, Any]) -> None:
-    namespace = manifest["metadata"]["namespace"]
+    namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
     created = await ctx.api.create(HTTPTASK_PLURAL, namespace, manifest)
     if created is not None:
         METRICS.children_created.inc()
-        ctx.tasks.put(created)
+        await ctx.child_created(created)
+        return
+    # The name is taken: ours from before a restart, or someone else's (checked by owner uid).
+    with contextlib.suppress(NotFoundError):
+        ctx.tasks.put(without_bookkeeping(await ctx.api.get(HTTPTASK_PLURAL, namespace, name)))
 
 
-async def _recreate_missing_children(
+def _children_of(ctx: SearchContext, ref: SearchRef, status: Mapping[str, Any]) -> search.Children:
+    """What the store holds of the planned children: the Search's own, others', unknown."""
+    own: dict[str, Mapping[str, Any]] = {}
+    foreign: set[str] = set()
+    unknown: set[str] = set()
+    for result in status.get("results") or ():
+        name = result.get("httpTaskName")
+        if not name:
+            continue
+        child = ctx.tasks.get((ref.namespace, name))
+        if child is None:
+            if not result.get("outcome"):
+                unknown.add(name)
+        elif owned_by(child, ref.uid):
+            own[name] = child.get("status") or {}
+        else:
+            foreign.add(name)
+    return search.Children(own, frozenset(foreign), frozenset(unknown))
+
+
+async def _recover(
     ctx: SearchContext,
     body: Body,
     ref: SearchRef,
     spec: SearchSpec,
     status: Mapping[str, Any],
+    names: Sequence[str],
     now: dt.datetime,
-) -> bool:
-    """Create children the plan names but the cluster lacks (a crash between plan and create).
+) -> None:
+    """Find planned children the store lacks (after a restart), and create the missing ones.
 
-    True when the status was rewritten (a provider vanished meanwhile) and the pass must restart.
+    Each is looked up by the name the plan recorded, never listed by label: the cost stays
+    the same however many objects the namespace holds.
     """
-    missing = [
-        result["name"]
-        for result in status.get("results") or ()
-        if result.get("httpTaskName")
-        and not result.get("outcome")
-        and ctx.tasks.get((ref.namespace, result["httpTaskName"])) is None
-    ]
+    missing = []
+    for name in names:
+        try:
+            ctx.tasks.put(
+                without_bookkeeping(await ctx.api.get(HTTPTASK_PLURAL, ref.namespace, name))
+            )
+        except NotFoundError:
+            missing.append(name)
     if not missing:
-        return False
-    resolved = await _resolve(ctx.api, ref.namespace, spec, names=missing)
+        return
+    providers = [r["name"] for r in status.get("results") or () if r.get("httpTaskName") in missing]
+    resolved = await _resolve(ctx.api, ref.namespace, spec, names=providers)
     await _create_children(ctx, ref, spec, resolved, status, now)
     vanished = {name for name, provider in resolved.items() if provider is None}
-    if not vanished:
-        return False
-    results = [
-        {
-            **r,
-            "outcome": Outcome.PROVIDER_NOT_FOUND.value,
-            "message": f'SearchProvider "{r["name"]}" was deleted before its request was made',
-        }
-        if r["name"] in vanished
-        else r
-        for r in status.get("results") or ()
-    ]
-    await _write(ctx, body, {**status, "results": results})
-    return True
+    if vanished:
+        await _write(ctx, body, fanin.providers_vanished(status, vanished))
 
 
 async def _terminate_children(
@@ -242,10 +238,6 @@ async def _terminate_children(
         if r.get("httpTaskName") and not r.get("outcome")
     ]
     await asyncio.gather(*(stop(name) for name in pending))
-
-
-def _child_names(status: Mapping[str, Any]) -> list[str]:
-    return [r["httpTaskName"] for r in status.get("results") or () if r.get("httpTaskName")]
 
 
 async def _write(ctx: SearchContext, body: Body, status: Mapping[str, Any]) -> Body | None:
@@ -271,6 +263,16 @@ async def _write(ctx: SearchContext, body: Body, status: Mapping[str, Any]) -> B
     if change is not None:
         ctx.events.post(written, change.reason, change.message, warning=change.warning)
     return written
+
+
+async def fail_internal(ctx: SearchContext, key: Key, message: str) -> None:
+    """Give up on a Search our own code keeps failing on: it ends Failed (reason Internal)."""
+    body = await ctx.api.get(SEARCH_PLURAL, *key)
+    status = body.get("status") or {}
+    if fanin.is_finished(status):
+        return
+    await _terminate_children(ctx, SearchRef(key[1], key[0], body["metadata"]["uid"]), status)
+    await _write(ctx, body, fanin.internal_failure(status, message, ctx.clock()))
 
 
 def _name_of(body: Mapping[str, Any]) -> str:

@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
-from durable_search.kubeapi import version_order
+from durable_search.kube.objects import version_order
 
 Body = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)

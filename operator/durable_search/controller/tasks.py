@@ -12,23 +12,45 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import itertools
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from durable_search.api.constants import HTTPTASK_PLURAL, TaskPhase
+import aiohttp
+
+from durable_search.api.constants import (
+    HTTPTASK_PLURAL,
+    SEARCH_KIND,
+    SEARCH_PLURAL,
+    Reason,
+    TaskPhase,
+)
 from durable_search.api.models import HttpTaskSpec
 from durable_search.api.timestamps import parse_time
-from durable_search.controller.credentials import CredentialError, Credentials
+from durable_search.controller.credentials import Credentials
 from durable_search.controller.metrics import METRICS
-from durable_search.controller.store import Key, ObjectStore
+from durable_search.controller.store import Key, ObjectStore, key_of
+from durable_search.controller.watcher import WatcherPath
+from durable_search.engine import bounds
 from durable_search.engine import httptask as engine
+from durable_search.errors import ConflictError, ExchangeError, NotFoundError, RefusedError
 from durable_search.http.client import HttpClient
-from durable_search.http.executor import PreparedRequest, origin_of, perform
-from durable_search.kubeapi import ConflictError, KubeApi, NotFoundError
+from durable_search.http.executor import (
+    PreparedRequest,
+    RequestHeader,
+    no_answer,
+    origin_of,
+    perform,
+)
+from durable_search.kube.api import KubeApi
+from durable_search.kube.client import is_transient
+from durable_search.kube.objects import spec_version
 
 logger = logging.getLogger("durable_search.httptask")
+# Waits between attempts to record an answer while the API server is unreachable.
+RECORD_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
 Body = dict[str, Any]
 
 
@@ -39,6 +61,10 @@ class TaskContext:
     http: HttpClient
     credentials: Credentials
     clock: Callable[[], dt.datetime]
+    watcher: WatcherPath | None = None
+    # Called with every status this worker wrote, as the watch would deliver it: the parent's
+    # fan-in then wakes on the write's answer, not on the watch event that follows it.
+    recorded: Callable[[Body], Awaitable[None]] | None = None
 
 
 def is_live(body: Mapping[str, Any] | None) -> bool:
@@ -47,12 +73,16 @@ def is_live(body: Mapping[str, Any] | None) -> bool:
 
 async def run_task(ctx: TaskContext, key: Key) -> None:
     """Drive one HttpTask until it finishes, is deleted, or the operator stops."""
+    parsed: tuple[object, HttpTaskSpec] | None = None
     while True:
         body = ctx.store.get(key)
         if not is_live(body) or "spec" not in (body or {}):
             return  # deleted, or finished (the store keeps only a summary of finished tasks)
         assert body is not None
-        spec = HttpTaskSpec.parse(body["spec"])
+        if parsed is None or parsed[0] != spec_version(body):
+            # Parsed once per generation: only a spec change bumps it.
+            parsed = (spec_version(body), HttpTaskSpec.parse(body["spec"]))
+        spec = parsed[1]
         status: Mapping[str, Any] = body.get("status") or {}
         created = parse_time(body["metadata"]["creationTimestamp"])
         assert created is not None
@@ -76,27 +106,23 @@ async def _send_and_record(
     created: dt.datetime,
     sent: engine.Send,
 ) -> None:
-    namespace = key[0]
-    try:
-        prepared = await _prepare(ctx, namespace, spec, sent)
-    except CredentialError as error:
-        exchange = engine.Exchange(
-            result=engine.TransportFailure(f"credentials: {error}"),
-            url=sent.url,
-            started=ctx.clock(),
-            duration_ms=0,
-        )
-    else:
-        exchange_or_none = await _perform_unless_stopped(ctx, key, body, spec, sent, prepared)
-        if exchange_or_none is None:
-            return  # terminated or deleted mid-flight: the next decision handles it
-        exchange = exchange_or_none
+    exchange = await _exchange(ctx, key, body, spec, sent)
+    if exchange is None:
+        return  # terminated or deleted mid-flight: the next decision handles it
     METRICS.exchanges.labels(kind=sent.kind.value, result=_result_label(exchange)).inc()
     status = body.get("status") or {}
     while True:
-        new_status = engine.after_exchange(spec, status, created, sent, exchange, ctx.clock())
+        budget = bounds.status_budget({k: v for k, v in body.items() if k != "status"})
+        new_status = engine.after_exchange(
+            spec, status, created, sent, exchange, ctx.clock(), budget
+        )
         try:
-            await _write(ctx, body, new_status, conflict_ok=False)
+            await _write_patiently(ctx, key, body, new_status)
+            return
+        except RefusedError as refusal:
+            # Never send again as if nothing happened: record that it could not be recorded.
+            logger.warning("%s/%s: the API server refused the status: %s", *key, refusal)
+            await _write(ctx, body, engine.unrecordable(new_status, refusal.message, ctx.clock()))
             return
         except ConflictError:
             logger.debug("%s/%s: 409 recording %s %s; re-reading", *key, sent.kind, sent.number)
@@ -106,12 +132,55 @@ async def _send_and_record(
                 return
             ctx.store.put(body)
             status = body.get("status") or {}
-            # Record the outcome on the newer object only if it still claims this action;
-            # otherwise someone else already moved the task on and our answer is stale.
+            # Record on the newer object only if it still claims this action; otherwise
+            # someone else already moved the task on and our answer is stale.
             if not _claims(status, sent):
                 logger.info("%s/%s: dropped a stale outcome after a conflict", *key)
                 return
             spec = HttpTaskSpec.parse(body["spec"])
+
+
+async def _write_patiently(
+    ctx: TaskContext, key: Key, body: Body, status: Mapping[str, Any]
+) -> None:
+    """Record an answer in hand; while the API server is down or busy, wait and write again.
+
+    Letting the error restart the worker would send the claimed request a second time.
+    A 409 or a refusal is for the caller to decide on.
+    """
+    for attempt in itertools.count():
+        try:
+            await _write(ctx, body, status, conflict_ok=False)
+            return
+        except (ConflictError, RefusedError):
+            raise
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            delay = RECORD_RETRY_DELAYS[min(attempt, len(RECORD_RETRY_DELAYS) - 1)]
+            logger.warning("%s/%s: could not record (%s); again in %ss", *key, error, delay)
+            await asyncio.sleep(delay)
+
+
+async def _exchange(
+    ctx: TaskContext, key: Key, body: Body, spec: HttpTaskSpec, sent: engine.Send
+) -> engine.Exchange | None:
+    """Prepare and perform ``sent``; whatever goes wrong becomes the exchange's outcome."""
+    started = ctx.clock()
+    try:
+        prepared = await _prepare(ctx, key, body, spec, sent)
+        return await _perform_unless_stopped(ctx, key, spec, sent, prepared)
+    except ExchangeError as error:
+        failure = no_answer(error)
+    except (aiohttp.ClientError, OSError, TimeoutError) as error:
+        # The Kubernetes API (a Secret, a TokenRequest) did not answer: try again later.
+        failure = engine.NoAnswer(f"the Kubernetes API did not answer: {error}")
+    except Exception as error:
+        # Our side of the wire refused to send it (a library rejecting a value): not retried.
+        logger.exception("%s/%s: could not send %s %s", *key, sent.kind, sent.number)
+        message = f"the request could not be sent: {type(error).__name__}: {error}"
+        failure = engine.NoAnswer(message, engine.FailureKind.INVALID, Reason.INTERNAL)
+    return engine.Exchange(result=failure, url=sent.url, started=started, duration_ms=0)
 
 
 def _claims(status: Mapping[str, Any], sent: engine.Send) -> bool:
@@ -126,24 +195,55 @@ def _claims(status: Mapping[str, Any], sent: engine.Send) -> bool:
 
 
 async def _prepare(
-    ctx: TaskContext, namespace: str, spec: HttpTaskSpec, sent: engine.Send
+    ctx: TaskContext, key: Key, body: Body, spec: HttpTaskSpec, sent: engine.Send
 ) -> PreparedRequest:
     request = spec.request
-    headers = await ctx.credentials.headers(namespace, request)
+    headers = await ctx.credentials.headers(key[0], request)
     is_poll = sent.kind is engine.ActionKind.POLL
+    open_path = await _on_watcher_path(ctx, key, body, sent.url)
+    if open_path:
+        assert ctx.watcher is not None
+        token = await ctx.watcher.token()
+        if token:
+            headers.append(RequestHeader("Authorization", f"Bearer {token}", secret=True))
     return PreparedRequest(
         method="GET" if is_poll else request.method,
         url=sent.url,
         headers=headers,
         body=None if is_poll or request.body is None else request.body.encode(),
         origin=origin_of(request.url),
+        open_path=open_path,
     )
+
+
+async def _on_watcher_path(ctx: TaskContext, key: Key, body: Body, url: str) -> bool:
+    """Whether this exchange is a watcher's poll of its own Search's status (the trusted path).
+
+    Only ``<watcher base URL>/api/searches/{id}`` for an HttpTask whose ownerReference is that
+    Search, by name and uid; anything else goes through the SSRF guard like every other URL.
+    """
+    if ctx.watcher is None:
+        return False
+    search = ctx.watcher.search_of(url)
+    if search is None:
+        return False
+    owners = [
+        owner.get("uid")
+        for owner in body["metadata"].get("ownerReferences") or ()
+        if owner.get("kind") == SEARCH_KIND and owner.get("name") == search
+    ]
+    if not owners:
+        return False
+    try:
+        owner = await ctx.api.get(SEARCH_PLURAL, key[0], search)
+    except NotFoundError:
+        return False
+    return owner["metadata"].get("uid") in owners
 
 
 async def _perform_unless_stopped(
     ctx: TaskContext,
     key: Key,
-    body: Body,
     spec: HttpTaskSpec,
     sent: engine.Send,
     prepared: PreparedRequest,
@@ -153,7 +253,7 @@ async def _perform_unless_stopped(
             ctx.http,
             prepared,
             timeout=sent.timeout,
-            max_redirects=spec.max_redirects,
+            max_redirects=0 if prepared.open_path else spec.max_redirects,
             response_policy=spec.response,
             clock=ctx.clock,
         )
@@ -193,6 +293,11 @@ async def _write(
         written = await ctx.api.write_status(HTTPTASK_PLURAL, body, status)
     except NotFoundError:
         return
+    except RefusedError:
+        if not conflict_ok:
+            raise
+        logger.error("%s/%s: the API server refused a status write", *key_of(body))
+        return
     except ConflictError:
         if not conflict_ok:
             raise
@@ -201,11 +306,27 @@ async def _write(
             ctx.store.put(await ctx.api.get(HTTPTASK_PLURAL, *key))
         return
     METRICS.status_writes.labels(kind="HttpTask").inc()
-    ctx.store.put(written)
+    if ctx.recorded is not None:
+        await ctx.recorded(written)
+    else:
+        ctx.store.put(written)
 
 
 def _result_label(exchange: engine.Exchange) -> str:
     result = exchange.result
     if isinstance(result, engine.HttpAnswer):
         return str(result.status_code)
-    return "blocked" if result.blocked else ("timeout" if result.timed_out else "error")
+    return {
+        engine.FailureKind.BLOCKED: "blocked",
+        engine.FailureKind.TIMEOUT: "timeout",
+        engine.FailureKind.INVALID: "invalid",
+    }.get(result.kind, "error")
+
+
+async def fail_internal(ctx: TaskContext, key: Key, message: str) -> None:
+    """Give up on a task our own code keeps failing on: it ends Failed (Invalid, Internal)."""
+    body = await ctx.api.get(HTTPTASK_PLURAL, *key)
+    status = body.get("status") or {}
+    if engine.phase_of(status).finished:
+        return
+    await _write(ctx, body, engine.internal_failure(status, message, ctx.clock()))

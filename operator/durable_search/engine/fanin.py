@@ -7,8 +7,10 @@ outcomes, never lose one: progress never goes backwards.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -70,16 +72,28 @@ def fan_in(
     children: Mapping[str, Mapping[str, Any]],
     generation: int,
     now: dt.datetime,
+    foreign: frozenset[str] = frozenset(),
 ) -> Status:
-    """Fold the children's statuses (by HttpTask name) into a running Search's results."""
+    """Fold the children's statuses (by HttpTask name) into a running Search's results.
+
+    ``children`` holds only the Search's own children; ``foreign`` names planned children whose
+    name is taken by an object the Search does not own: those providers end Invalid.
+    """
     results = []
     for result in status.get("results") or ():
         merged = dict(result)
-        child = children.get(result.get("httpTaskName") or "")
+        name = result.get("httpTaskName") or ""
+        child = children.get(name)
         # Only outcomes are folded in: copying a running child's attempts would cost a write
         # per retry, and the child itself shows them.
         if not merged.get("outcome") and child is not None and child.get("outcome"):
             merged.update(result_summary(child))
+        elif not merged.get("outcome") and name in foreign:
+            merged.update(
+                outcome=Outcome.INVALID.value,
+                message=f"{Reason.NAME_CONFLICT}: HttpTask {name!r} exists and is not this "
+                "Search's own (its owner's uid differs)",
+            )
         results.append(merged)
     new: Status = dict(status)
     new.update(results=results, progress=progress_of(results), observedGeneration=generation)
@@ -114,6 +128,28 @@ def expire(status: Mapping[str, Any], deadline_seconds: float, now: dt.datetime)
     message = f"deadline of {deadline_seconds:g}s exceeded"
     return _close_pending(
         status, Outcome.TIMED_OUT, SearchPhase.COMPLETED, Reason.DEADLINE_EXCEEDED, message, now
+    )
+
+
+def providers_vanished(status: Mapping[str, Any], names: Collection[str]) -> Status:
+    """Providers deleted after the plan named them but before their child was created."""
+    results = [
+        {
+            **r,
+            "outcome": Outcome.PROVIDER_NOT_FOUND.value,
+            "message": f'SearchProvider "{r["name"]}" was deleted before its request was made',
+        }
+        if r["name"] in names and not r.get("outcome")
+        else r
+        for r in status.get("results") or ()
+    ]
+    return {**status, "results": results, "progress": progress_of(results)}
+
+
+def internal_failure(status: Mapping[str, Any], message: str, now: dt.datetime) -> Status:
+    """Give up on a Search our own code keeps failing on: Failed, reason Internal."""
+    return _finish(
+        dict(status), SearchPhase.FAILED, Reason.INTERNAL, f"internal error: {message}", now
     )
 
 
@@ -157,12 +193,23 @@ def provider_html(result: Mapping[str, Any], body: str | None) -> str:
 
 
 def text_body(child_status: Mapping[str, Any]) -> str | None:
-    """A child's stored body when it is text (binary bodies are not pages)."""
+    """A child's stored body when it is text (binary bodies are not pages).
+
+    Markup is often stored as base64 (``http.body``: cheaper than JSON-escaping every ``<``),
+    so a base64 body that decodes to UTF-8 text is text too.
+    """
     response = child_status.get("response") or {}
-    if response.get("encoding", "utf-8") != "utf-8":
-        return None
     body = response.get("body")
-    return str(body) if body is not None else None
+    if body is None or response.get("contentEncoding"):
+        return None
+    if response.get("encoding", "utf-8") == "utf-8":
+        return str(body)
+    try:
+        raw = base64.b64decode(str(body), validate=True)
+        text = raw.decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+    return None if "\x00" in text else text
 
 
 def _close_pending(

@@ -55,9 +55,23 @@ def plan_results(
             )
         else:
             results.append(
-                {"name": name, "httpTaskName": child_name(search.name, name), "attempts": 0}
+                {
+                    "name": name,
+                    "httpTaskName": child_name(search.name, name, search.uid),
+                    "attempts": 0,
+                }
             )
     return results
+
+
+def owned_by(child: Mapping[str, Any], search_uid: str) -> bool:
+    """Whether ``child`` is the Search's own: its controller ownerReference has that uid."""
+    return any(
+        owner.get("kind") == SEARCH_KIND
+        and owner.get("controller")
+        and owner.get("uid") == search_uid
+        for owner in child.get("metadata", {}).get("ownerReferences") or ()
+    )
 
 
 def child_labels(search: SearchRef, provider: str, role: str = ROLE_FANOUT) -> dict[str, str]:
@@ -112,7 +126,7 @@ def child_manifest(
         "apiVersion": API_VERSION,
         "kind": HTTPTASK_KIND,
         "metadata": {
-            "name": child_name(search.name, provider.name),
+            "name": child_name(search.name, provider.name, search.uid),
             "namespace": search.namespace,
             "labels": child_labels(search, provider.name),
             "ownerReferences": [owner_reference(search, controller=True)],

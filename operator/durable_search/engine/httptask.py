@@ -22,9 +22,19 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import urljoin
 
-from durable_search.api.constants import CONDITION_SUCCEEDED, Outcome, TaskPhase
+from durable_search.api.constants import CONDITION_SUCCEEDED, Outcome, Reason, TaskPhase
 from durable_search.api.models import HttpTaskSpec
 from durable_search.api.timestamps import format_time, parse_time
+from durable_search.engine.bounds import (
+    LAST_ERROR_MAX,
+    LOCATION_MAX,
+    LOG_ERROR_MAX,
+    MESSAGE_MAX,
+    STATUS_BUDGET,
+    cut,
+    fit_headers,
+    fit_status,
+)
 from durable_search.engine.conditions import set_condition
 from durable_search.engine.retry_after import parse_retry_after
 from durable_search.engine.schedule import poll_delay, retry_delay
@@ -78,6 +88,7 @@ class StoredBody:
     encoding: str  # "utf-8" or "base64"
     size: int  # bytes the server sent (or as many as were read before the cap)
     truncated: bool
+    content_encoding: str | None = None  # the coding the body is kept in, undecoded
 
 
 @dataclass(frozen=True)
@@ -88,21 +99,41 @@ class HttpAnswer:
     body: StoredBody
     location: str | None = None
     retry_after: str | None = None
+    note: str | None = None  # something the user should know about how it was kept
+
+
+class FailureKind(StrEnum):
+    TRANSPORT = "TransportError"  # on the wire or the far side: retried
+    TIMEOUT = "TimedOut"  # no answer within the attempt's timeout: retried
+    BLOCKED = "Blocked"  # refused before sending: never retried
+    INVALID = "Invalid"  # cannot be sent as written (our side of the wire): never retried
 
 
 @dataclass(frozen=True)
-class TransportFailure:
+class NoAnswer:
+    """The exchange ended without a usable HTTP answer."""
+
     message: str
-    timed_out: bool = False
-    blocked: bool = False
+    kind: FailureKind = FailureKind.TRANSPORT
+    reason: str = Reason.INVALID_REQUEST  # for INVALID: which fault on our side
 
 
 @dataclass(frozen=True)
 class Exchange:
-    result: HttpAnswer | TransportFailure
+    result: HttpAnswer | NoAnswer
     url: str  # the URL that gave the answer (after redirects)
     started: dt.datetime
     duration_ms: int
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The next action a status claims: what, which number, when, and where for a poll."""
+
+    kind: ActionKind
+    number: int
+    due: dt.datetime
+    location: str | None = None
 
 
 # -- reading the status ---------------------------------------------------------------------
@@ -127,7 +158,6 @@ def decide(
         return Finish(
             _finished(
                 status,
-                spec,
                 phase=TaskPhase.TERMINATED,
                 outcome=Outcome.TERMINATED,
                 message="terminated on request",
@@ -139,7 +169,6 @@ def decide(
         return Finish(
             _finished(
                 status,
-                spec,
                 phase=TaskPhase.FAILED,
                 outcome=Outcome.TIMED_OUT,
                 message=f"deadline of {spec.deadline_seconds:g}s exceeded",
@@ -170,110 +199,187 @@ def after_exchange(
     sent: Send,
     exchange: Exchange,
     now: dt.datetime,
+    budget: int = STATUS_BUDGET,
 ) -> Status:
-    """The status that records ``exchange`` and claims the next action (or finishes)."""
+    """The status that records ``exchange`` and claims the next action (or finishes).
+
+    The result fits in ``budget`` stored bytes (see ``engine.bounds``), whatever the site sent.
+    """
     new = _with_log(status, sent, exchange)
     new.setdefault("startTime", format_time(exchange.started))
     result = exchange.result
-    deadline = deadline_of(spec, created)
+    if isinstance(result, NoAnswer):
+        new = _after_failure(new, spec, status, created, sent, result, now)
+    elif result.status_code == 202 and result.location and spec.async_.enabled:
+        new = _after_accepted(new, spec, created, sent, exchange, result, now)
+    else:
+        new = _after_answer(new, spec, status, created, sent, result, now)
+    return fit_status(new, budget)
 
-    if isinstance(result, TransportFailure):
-        new["lastError"] = result.message
-        if result.blocked:
-            return _finished(
-                new,
-                spec,
-                phase=TaskPhase.FAILED,
-                outcome=Outcome.BLOCKED,
-                message=result.message,
-                now=now,
-            )
-        outcome = Outcome.TIMED_OUT if result.timed_out else Outcome.TRANSPORT_ERROR
-        if sent.kind is ActionKind.POLL and sent.number < spec.async_.max_polls:
-            due = now + dt.timedelta(seconds=poll_delay(spec.async_, None))
-            return _claim_poll(
-                new,
-                spec,
-                str(status["location"]),
-                sent.number + 1,
-                due,
-                deadline,
-                f"poll {sent.number} failed: {result.message}",
-                now,
-            )
-        if (
-            sent.kind is ActionKind.ATTEMPT
-            and spec.retry.on_transport_errors
-            and sent.number < spec.retry.max_attempts
-        ):
-            due = now + dt.timedelta(seconds=retry_delay(spec.retry, sent.number, None, None))
-            if due < deadline:
-                return _claim_attempt(
-                    new,
-                    sent.number + 1,
-                    due,
-                    f"attempt {sent.number} failed: {result.message}",
-                    now,
-                )
+
+def _after_failure(
+    new: Status,
+    spec: HttpTaskSpec,
+    status: Mapping[str, Any],
+    created: dt.datetime,
+    sent: Send,
+    failure: NoAnswer,
+    now: dt.datetime,
+) -> Status:
+    """No answer: retry or poll again if the policy allows, else finish with the failure."""
+    new["lastError"] = cut(failure.message, LAST_ERROR_MAX)
+    if failure.kind is FailureKind.BLOCKED:
         return _finished(
-            new, spec, phase=TaskPhase.FAILED, outcome=outcome, message=result.message, now=now
+            new, phase=TaskPhase.FAILED, outcome=Outcome.BLOCKED, message=failure.message, now=now
         )
-
-    new.pop("lastError", None)
-    if result.status_code == 202 and result.location and spec.async_.enabled:
-        location = urljoin(exchange.url, result.location)
-        number = sent.number + 1 if sent.kind is ActionKind.POLL else 1
-        if number > spec.async_.max_polls:
-            return _finished(
-                new,
-                spec,
-                phase=TaskPhase.FAILED,
-                outcome=Outcome.TIMED_OUT,
-                message=f"still 202 after {spec.async_.max_polls} polls",
-                now=now,
-            )
-        wait = poll_delay(spec.async_, parse_retry_after(result.retry_after, now))
-        due = now + dt.timedelta(seconds=wait)
-        return _claim_poll(
-            new, spec, location, number, due, deadline, f"202 Accepted: polling {location}", now
-        )
-
-    # Any other answer is kept as the latest response, replacing only an older answer.
-    new["response"] = _response_json(result)
-    retryable = result.status_code in spec.retry.on_status_codes
-    if retryable and sent.kind is ActionKind.POLL and sent.number < spec.async_.max_polls:
-        wait = poll_delay(spec.async_, parse_retry_after(result.retry_after, now))
-        due = now + dt.timedelta(seconds=wait)
-        return _claim_poll(
+    if failure.kind is FailureKind.INVALID:
+        return _finished(
             new,
-            spec,
-            str(status["location"]),
-            sent.number + 1,
-            due,
-            deadline,
-            f"poll {sent.number} answered {result.status_code}",
-            now,
+            phase=TaskPhase.FAILED,
+            outcome=Outcome.INVALID,
+            message=failure.message,
+            now=now,
+            reason=failure.reason,
         )
-    if retryable and sent.kind is ActionKind.ATTEMPT and sent.number < spec.retry.max_attempts:
-        retry_after = parse_retry_after(result.retry_after, now)
-        wait = retry_delay(spec.retry, sent.number, result.status_code, retry_after)
-        due = now + dt.timedelta(seconds=wait)
-        if due < deadline:
-            return _claim_attempt(
-                new,
-                sent.number + 1,
-                due,
-                f"attempt {sent.number} answered {result.status_code}",
-                now,
-            )
-    outcome = Outcome.SUCCEEDED if result.status_code == 200 else Outcome.HTTP_ERROR
-    message = f"{result.status_code} {result.reason}".strip()
+    retried = sent.kind is ActionKind.POLL or spec.retry.on_transport_errors
+    claim = _next_claim(spec, status, created, sent, now, None, None) if retried else None
+    if claim is not None:
+        return _claim(new, spec, created, claim, f"{_what(sent)} failed: {failure.message}", now)
+    outcome = Outcome.TIMED_OUT if failure.kind is FailureKind.TIMEOUT else Outcome.TRANSPORT_ERROR
+    return _finished(new, phase=TaskPhase.FAILED, outcome=outcome, message=failure.message, now=now)
+
+
+def _after_accepted(
+    new: Status,
+    spec: HttpTaskSpec,
+    created: dt.datetime,
+    sent: Send,
+    exchange: Exchange,
+    accepted: HttpAnswer,
+    now: dt.datetime,
+) -> Status:
+    """202 + Location: poll the (resolved) Location, waiting Retry-After."""
+    new.pop("lastError", None)
+    assert accepted.location is not None
+    try:
+        location = urljoin(exchange.url, accepted.location)
+    except ValueError:
+        location = ""
+    if not location or len(location) > LOCATION_MAX:
+        new["response"] = _response_json(accepted)
+        message = f"202 with a Location that cannot be followed ({len(accepted.location)} chars)"
+        return _finished(
+            new, phase=TaskPhase.SUCCEEDED, outcome=Outcome.HTTP_ERROR, message=message, now=now
+        )
+    number = sent.number + 1 if sent.kind is ActionKind.POLL else 1
+    if number > spec.async_.max_polls:
+        message = f"still 202 after {spec.async_.max_polls} polls"
+        return _finished(
+            new, phase=TaskPhase.FAILED, outcome=Outcome.TIMED_OUT, message=message, now=now
+        )
+    wait = poll_delay(spec.async_, parse_retry_after(accepted.retry_after, now))
+    claim = Claim(ActionKind.POLL, number, now + dt.timedelta(seconds=wait), location)
+    return _claim(new, spec, created, claim, f"202 Accepted: polling {location}", now)
+
+
+def _after_answer(
+    new: Status,
+    spec: HttpTaskSpec,
+    status: Mapping[str, Any],
+    created: dt.datetime,
+    sent: Send,
+    answer: HttpAnswer,
+    now: dt.datetime,
+) -> Status:
+    """A final-looking answer: kept as the latest response; retried if its code says so."""
+    new.pop("lastError", None)
+    new["response"] = _response_json(answer)
+    if answer.status_code in spec.retry.on_status_codes:
+        claim = _next_claim(
+            spec, status, created, sent, now, answer.status_code, answer.retry_after
+        )
+        if claim is not None:
+            message = f"{_what(sent)} answered {answer.status_code}"
+            return _claim(new, spec, created, claim, message, now)
+    outcome = Outcome.SUCCEEDED if answer.status_code == 200 else Outcome.HTTP_ERROR
+    message = f"{answer.status_code} {answer.reason}".strip()
+    if answer.note:
+        message = f"{message}; {answer.note}"
+    return _finished(new, phase=TaskPhase.SUCCEEDED, outcome=outcome, message=message, now=now)
+
+
+def _next_claim(
+    spec: HttpTaskSpec,
+    status: Mapping[str, Any],
+    created: dt.datetime,
+    sent: Send,
+    now: dt.datetime,
+    status_code: int | None,
+    retry_after_header: str | None,
+) -> Claim | None:
+    """The action that tries ``sent`` again, if the policy allows one more; else None.
+
+    A poll is polled again (its deadline is checked when claimed); an attempt is retried only
+    if the retry would start before the deadline, so the last answer stays the outcome.
+    """
+    retry_after = parse_retry_after(retry_after_header, now)
+    if sent.kind is ActionKind.POLL:
+        if sent.number >= spec.async_.max_polls:
+            return None
+        wait = poll_delay(spec.async_, retry_after)
+        return Claim(
+            ActionKind.POLL,
+            sent.number + 1,
+            now + dt.timedelta(seconds=wait),
+            str(status["location"]),
+        )
+    if sent.number >= spec.retry.max_attempts:
+        return None
+    due = now + dt.timedelta(seconds=retry_delay(spec.retry, sent.number, status_code, retry_after))
+    if due >= deadline_of(spec, created):
+        return None
+    return Claim(ActionKind.ATTEMPT, sent.number + 1, due)
+
+
+def unrecordable(attempted: Mapping[str, Any], refusal: str, now: dt.datetime) -> Status:
+    """The status to write when the API server refused ``attempted``: no body, no headers.
+
+    Recorded once as outcome Invalid (TooLargeToRecord), so the request is not sent again as if
+    nothing had happened.
+    """
+    kept = {k: v for k, v in attempted.items() if k not in ("response", "location", "lastError")}
+    kept["attemptLog"] = [
+        {k: v for k, v in entry.items() if k != "error"}
+        for entry in attempted.get("attemptLog") or ()
+    ]
+    message = f"the API server refused to record the answer: {refusal}"
     return _finished(
-        new, spec, phase=TaskPhase.SUCCEEDED, outcome=outcome, message=message, now=now
+        kept,
+        phase=TaskPhase.FAILED,
+        outcome=Outcome.INVALID,
+        message=message,
+        now=now,
+        reason=Reason.TOO_LARGE_TO_RECORD,
+    )
+
+
+def internal_failure(status: Mapping[str, Any], message: str, now: dt.datetime) -> Status:
+    """Give up on a task our own code keeps failing on (outcome Invalid, reason Internal)."""
+    return _finished(
+        status,
+        phase=TaskPhase.FAILED,
+        outcome=Outcome.INVALID,
+        message=f"internal error: {message}",
+        now=now,
+        reason=Reason.INTERNAL,
     )
 
 
 # -- status building ------------------------------------------------------------------------
+
+
+def _what(sent: Send) -> str:
+    return f"{'poll' if sent.kind is ActionKind.POLL else 'attempt'} {sent.number}"
 
 
 def _with_log(status: Mapping[str, Any], sent: Send, exchange: Exchange) -> Status:
@@ -290,67 +396,54 @@ def _with_log(status: Mapping[str, Any], sent: Send, exchange: Exchange) -> Stat
     if isinstance(exchange.result, HttpAnswer):
         entry["statusCode"] = exchange.result.status_code
     else:
-        entry["error"] = exchange.result.message[:512]
+        entry["error"] = cut(exchange.result.message, LOG_ERROR_MAX)
     new["attemptLog"] = [*list(status.get("attemptLog") or ()), entry][-ATTEMPT_LOG_LIMIT:]
     if sent.kind is ActionKind.ATTEMPT:
         new["attempts"] = sent.number
     return new
 
 
-def _claim_attempt(
-    new: Status, number: int, due: dt.datetime, message: str, now: dt.datetime
-) -> Status:
-    message = f"{message}; attempt {number} at {format_time(due)}"
-    new.update(
-        phase=TaskPhase.RUNNING.value,
-        attempts=number,
-        nextAttemptTime=format_time(due),
-        message=message,
-    )
-    new.pop("location", None)
-    new.pop("pollCount", None)
-    new["conditions"] = set_condition(
-        new.get("conditions"),
-        type=CONDITION_SUCCEEDED,
-        status="Unknown",
-        reason="Retrying",
-        message=message,
-        now=now,
-    )
-    return new
-
-
-def _claim_poll(
+def _claim(
     new: Status,
     spec: HttpTaskSpec,
-    location: str,
-    number: int,
-    due: dt.datetime,
-    deadline: dt.datetime,
+    created: dt.datetime,
+    claim: Claim,
     message: str,
     now: dt.datetime,
 ) -> Status:
-    if due >= deadline:
-        return _finished(
-            new,
-            spec,
-            phase=TaskPhase.FAILED,
-            outcome=Outcome.TIMED_OUT,
-            message=f"deadline of {spec.deadline_seconds:g}s reached while polling {location}",
-            now=now,
+    """Record ``claim`` as the next action; a poll due past the deadline ends the task."""
+    if claim.kind is ActionKind.POLL:
+        if claim.due >= deadline_of(spec, created):
+            message = (
+                f"deadline of {spec.deadline_seconds:g}s reached while polling {claim.location}"
+            )
+            return _finished(
+                new, phase=TaskPhase.FAILED, outcome=Outcome.TIMED_OUT, message=message, now=now
+            )
+        new.update(
+            phase=TaskPhase.POLLING.value,
+            location=claim.location,
+            pollCount=claim.number,
+            nextPollTime=format_time(claim.due),
         )
-    new.update(
-        phase=TaskPhase.POLLING.value,
-        location=location,
-        pollCount=number,
-        nextPollTime=format_time(due),
-        message=message,
-    )
+        reason = Reason.POLLING
+    else:
+        message = f"{message}; attempt {claim.number} at {format_time(claim.due)}"
+        new.update(
+            phase=TaskPhase.RUNNING.value,
+            attempts=claim.number,
+            nextAttemptTime=format_time(claim.due),
+        )
+        new.pop("location", None)
+        new.pop("pollCount", None)
+        reason = Reason.RETRYING
+    message = cut(message, MESSAGE_MAX)
+    new["message"] = message
     new["conditions"] = set_condition(
         new.get("conditions"),
         type=CONDITION_SUCCEEDED,
         status="Unknown",
-        reason="Polling",
+        reason=reason,
         message=message,
         now=now,
     )
@@ -359,13 +452,14 @@ def _claim_poll(
 
 def _finished(
     status: Mapping[str, Any],
-    spec: HttpTaskSpec,
     *,
     phase: TaskPhase,
     outcome: Outcome,
     message: str,
     now: dt.datetime,
+    reason: str | None = None,
 ) -> Status:
+    message = cut(message, MESSAGE_MAX)
     new: Status = {k: v for k, v in status.items() if k not in ("nextAttemptTime", "nextPollTime")}
     new.update(
         phase=phase.value,
@@ -378,7 +472,7 @@ def _finished(
         status.get("conditions"),
         type=CONDITION_SUCCEEDED,
         status="True" if outcome is Outcome.SUCCEEDED else "False",
-        reason=outcome.value,
+        reason=reason or outcome.value,
         message=message,
         now=now,
     )
@@ -386,14 +480,19 @@ def _finished(
 
 
 def _response_json(answer: HttpAnswer) -> dict[str, Any]:
-    return {
+    response: dict[str, Any] = {
         "statusCode": answer.status_code,
-        "headers": [{"name": k, "value": v} for k, v in sorted(answer.headers.items())],
+        "headers": fit_headers(
+            [{"name": k, "value": v} for k, v in sorted(answer.headers.items())]
+        ),
         "body": answer.body.text,
         "bodyBytes": answer.body.size,
         "truncated": answer.body.truncated,
         "encoding": answer.body.encoding,
     }
+    if answer.body.content_encoding:
+        response["contentEncoding"] = cut(answer.body.content_encoding, 64)
+    return response
 
 
 def result_summary(status: Mapping[str, Any]) -> dict[str, Any]:
@@ -409,5 +508,5 @@ def result_summary(status: Mapping[str, Any]) -> dict[str, Any]:
     if started and completed:
         summary["durationMs"] = max(int((completed - started).total_seconds() * 1000), 0)
     if status.get("message"):
-        summary["message"] = str(status["message"])[:1024]
+        summary["message"] = cut(str(status["message"]), MESSAGE_MAX)
     return summary

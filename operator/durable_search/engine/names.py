@@ -1,8 +1,13 @@
 """Deterministic child names: re-creating a child is idempotent (AlreadyExists is the answer).
 
-A fan-out child is ``<search>-<provider>``; the watcher is ``<search>--watcher``, which no
-provider can collide with because a DNS-1123 label never starts with ``-``. Names longer than
-the API allows keep a readable prefix and end in a hash of the full name.
+A fan-out child is ``<search>-<provider>-<6 hex of the Search's uid>``. The uid's hash makes the
+name the Search's own: without it, Search ``a`` with provider ``b-c`` and Search ``a-b`` with
+provider ``c`` would both claim ``a-b-c`` (and a Search deleted and re-created under its name
+would meet its predecessor's children). The watcher is ``<search>--watcher``, which no child can
+collide with: a child's name ends in hex digits. Names longer than the API allows keep a
+readable prefix and end in a hash of the full name. The controller still checks the owner's
+uid before it adopts an existing child, and finds children only through the names the Search
+recorded in its plan, so Searches planned under an older naming keep their children.
 """
 
 from __future__ import annotations
@@ -20,8 +25,9 @@ def _bounded(name: str, limit: int) -> str:
     return f"{name[: limit - 11].rstrip('-.')}-{digest}"
 
 
-def child_name(search_name: str, provider: str) -> str:
-    return _bounded(f"{search_name}-{provider}", MAX_NAME_LENGTH)
+def child_name(search_name: str, provider: str, search_uid: str) -> str:
+    owner = hashlib.sha256(search_uid.encode()).hexdigest()[:6]
+    return _bounded(f"{search_name}-{provider}-{owner}", MAX_NAME_LENGTH)
 
 
 def watcher_name(search_name: str) -> str:

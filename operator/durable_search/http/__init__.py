@@ -1,7 +1,4 @@
-"""The durable HTTP executor: one shared client, redirects, the body policy, the SSRF guard.
+"""The durable HTTP executor: the shared client, redirects, decoding, body policy, SSRF guard.
 
-Exceptions::
-
-    TransportError          no HTTP answer for this exchange
-     └── (blocked=True)     the SSRF guard refused the address about to be connected to
+Its errors are the ``ExchangeError`` branch of ``durable_search.errors``.
 """

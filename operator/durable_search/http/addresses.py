@@ -3,8 +3,9 @@
 An explicit table of special-purpose ranges (IANA's IPv4 and IPv6 special-purpose registries)
 rather than ``ipaddress.is_global``/``is_private``: Python 3.11.7 predates the fix for
 CVE-2024-4032, where those predicates misclassified several ranges. IPv6 addresses that embed an
-IPv4 address (IPv4-mapped, IPv4-compatible, NAT64, 6to4) are judged by the embedded address,
-because that is where a connection to them ends up.
+IPv4 address (IPv4-mapped, IPv4-translated, IPv4-compatible, NAT64, 6to4) are judged by the
+embedded address, because that is where a connection to them ends up; any other IPv6 address
+outside 2000::/3, the only block that holds global unicast addresses, is refused.
 """
 
 from __future__ import annotations
@@ -57,15 +58,19 @@ _V4_TABLE = tuple((ipaddress.IPv4Network(n), why) for n, why in _V4_SPECIAL)
 _V6_TABLE = tuple((ipaddress.IPv6Network(n), why) for n, why in _V6_SPECIAL)
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 _COMPAT = ipaddress.IPv6Network("::/96")
+_TRANSLATED = ipaddress.IPv6Network("::ffff:0:0:0/96")  # SIIT, RFC 2765
+# Only this block holds global unicast addresses (RFC 4291 §2.4); the rest never is global.
+_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
 
 
 def embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address carries (mapped, compatible, NAT64, 6to4), if any."""
+    """The IPv4 address an IPv6 address carries, if any: IPv4-mapped, IPv4-translated,
+    IPv4-compatible, NAT64 or 6to4 — where a connection to it ends up."""
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
     if address.sixtofour is not None:
         return address.sixtofour
-    if address in _NAT64 or (address in _COMPAT and int(address) > 1):
+    if address in _NAT64 or address in _TRANSLATED or (address in _COMPAT and int(address) > 1):
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return None
 
@@ -80,6 +85,8 @@ def special_range(address: Address) -> str | None:
         for network6, why6 in _V6_TABLE:
             if address in network6:
                 return why6
+        if address not in _GLOBAL_UNICAST:
+            return "non-global (outside 2000::/3)"
         return None
     for network4, why4 in _V4_TABLE:
         if address in network4:

@@ -5,15 +5,24 @@ costs 0.45 ms of CPU per request against 1.40 ms for httpx's default transport, 
 throughput (``bench/http_clients.py``; aiohttp alone: 0.18 ms). The SSRF guard sits in the
 aiohttp connector's ``socket_factory``, which sees the address actually about to be connected
 to, for host names and IP literals alike (aiohttp skips its resolver for literals, so a
-resolver-only guard would miss them), on every redirect hop and every poll. Host names in
-``allow_hosts`` go through a second, unguarded connector.
+resolver-only guard would miss them), on every redirect hop and every poll.
+
+Requests reach an address the guard refuses only through a second, *open* connector, and only
+for host names an operator opened with ``--allow-host`` or for the watcher's trusted path (the
+executor decides which requests are on it; redirects never are).
+
+Nothing is shared between tasks: there is no cookie jar, in aiohttp or in httpx, so a site's
+``Set-Cookie`` for one tenant never comes back on another's request. Bodies are read raw and
+decoded by ``http.decoding`` under the body cap, never by httpx's unbounded decoders.
 """
 
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
 import ipaddress
 import socket
+import urllib.request
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -23,23 +32,20 @@ import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
+from durable_search.errors import (
+    BlockedError,
+    ExchangeTimeoutError,
+    InvalidRequestError,
+    TransportError,
+)
 from durable_search.http.addresses import AddressPolicy
+from durable_search.http.decoding import ACCEPT_ENCODING, BoundedBody, content_codings
 
 USER_AGENT = "durable-search/0.1 (+https://durablesearch.dev)"
 _READ_CHUNK = 64 * 1024
 
 
-class TransportError(Exception):
-    """No HTTP answer: connection refused or reset, DNS failure, timeout, or a blocked address."""
-
-    def __init__(self, message: str, *, timed_out: bool = False, blocked: bool = False) -> None:
-        super().__init__(message)
-        self.message = message
-        self.timed_out = timed_out
-        self.blocked = blocked
-
-
-class BlockedAddressError(ConnectionRefusedError):
+class _BlockedAddressError(ConnectionRefusedError):
     """Raised inside the connector when the SSRF guard refuses an address."""
 
 
@@ -49,6 +55,7 @@ class OutgoingRequest:
     url: str
     headers: Sequence[tuple[str, str]]
     body: bytes | None = None
+    open_path: bool = False  # the watcher's trusted path: skip the guard for this one request
 
 
 @dataclass(frozen=True)
@@ -56,8 +63,11 @@ class IncomingResponse:
     status_code: int
     reason: str
     headers: httpx.Headers
-    body: bytes  # at most max_body_bytes + 1 bytes: the extra byte proves there was more
-    declared_size: int | None
+    body: bytes  # decoded, at most max_body_bytes
+    more: bool  # the server sent more than max_body_bytes
+    declared_size: int | None  # Content-Length, when the body was not encoded
+    undecoded: str | None = None  # the Content-Encoding the body is kept in, undecoded
+    note: str | None = None  # why it was kept so
 
 
 class HttpClient(Protocol):
@@ -76,6 +86,28 @@ class ClientSettings:
     allow_hosts: frozenset[str] = frozenset()
     max_connections: int = 512
     max_connections_per_host: int = 16
+    open_path_enabled: bool = False  # a watcher base URL is configured
+
+    def opens(self, url: str) -> bool:
+        """Whether the operator's allow-lists open ``url``'s host (for plain-http token URLs)."""
+        host = (urlsplit(url).hostname or "").lower()
+        if host in self.allow_hosts:
+            return True
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self.policy.allow_cidrs)
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """Refuse every cookie: nothing a site sets is kept, nothing kept is sent."""
+
+    def set_ok(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
+        return False
+
+    def return_ok(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
+        return False
 
 
 class SharedHttpClient:
@@ -84,7 +116,8 @@ class SharedHttpClient:
     def __init__(self, settings: ClientSettings = ClientSettings()) -> None:
         self.settings = settings
         self._guarded = self._make_client(guarded=True)
-        self._trusted = self._make_client(guarded=False) if settings.allow_hosts else None
+        needs_open = settings.allow_hosts or settings.open_path_enabled
+        self._open = self._make_client(guarded=False) if needs_open else None
 
     def _make_client(self, *, guarded: bool) -> httpx.AsyncClient:
         connector = aiohttp.TCPConnector(
@@ -93,12 +126,18 @@ class SharedHttpClient:
             socket_factory=self._guarded_socket if guarded else None,
             ttl_dns_cache=30,
         )
-        session = aiohttp.ClientSession(connector=connector, trust_env=False, auto_decompress=True)
+        session = aiohttp.ClientSession(
+            connector=connector,
+            trust_env=False,
+            auto_decompress=False,
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
         return httpx.AsyncClient(
             transport=AiohttpTransport(client=session),
             trust_env=False,
             follow_redirects=False,
-            headers={"User-Agent": USER_AGENT},
+            headers={"User-Agent": USER_AGENT, "Accept-Encoding": ACCEPT_ENCODING},
+            cookies=http.cookiejar.CookieJar(policy=_NoCookies()),
             timeout=None,
         )
 
@@ -107,13 +146,14 @@ class SharedHttpClient:
         address = ipaddress.ip_address(str(sockaddr[0]).split("%", 1)[0])
         refusal = self.settings.policy.refusal(address)
         if refusal is not None:
-            raise BlockedAddressError(f"blocked: {refusal}")
+            raise _BlockedAddressError(f"blocked: {refusal}")
         return socket.socket(family, kind, proto)
 
-    def _client_for(self, url: str) -> httpx.AsyncClient:
-        host = (urlsplit(url).hostname or "").lower()
-        if self._trusted is not None and host in self.settings.allow_hosts:
-            return self._trusted
+    def _client_for(self, request: OutgoingRequest) -> httpx.AsyncClient:
+        if self._open is not None:
+            host = (urlsplit(request.url).hostname or "").lower()
+            if request.open_path or host in self.settings.allow_hosts:
+                return self._open
         return self._guarded
 
     async def send(
@@ -121,60 +161,64 @@ class SharedHttpClient:
     ) -> IncomingResponse:
         scheme = urlsplit(request.url).scheme.lower()
         if scheme not in ("http", "https"):
-            raise TransportError(
-                f"blocked: only http and https URLs are fetched, not {scheme!r}", blocked=True
+            raise BlockedError(f"blocked: only http and https URLs are fetched, not {scheme!r}")
+        client = self._client_for(request)
+        try:
+            outgoing = client.build_request(
+                request.method, request.url, headers=list(request.headers), content=request.body
             )
-        client = self._client_for(request.url)
+        except (httpx.InvalidURL, ValueError, TypeError) as error:
+            raise InvalidRequestError(f"the request cannot be sent: {_describe(error)}") from None
         try:
             async with asyncio.timeout(timeout):
-                outgoing = client.build_request(
-                    request.method, request.url, headers=list(request.headers), content=request.body
-                )
                 response = await client.send(outgoing, stream=True)
                 try:
-                    body = await _read_capped(response, max_body_bytes + 1)
+                    body = await _read_bounded(response, max_body_bytes)
                 finally:
                     await response.aclose()
-        except TimeoutError as error:
-            raise TransportError(f"no answer within {timeout:g}s", timed_out=True) from error
-        except httpx.HTTPError as error:
-            raise _transport_error(error) from error
-        except aiohttp.ClientError as error:
-            raise _transport_error(error) from error
+        except TimeoutError:
+            raise ExchangeTimeoutError(f"no answer within {timeout:g}s") from None
+        except (httpx.HTTPError, aiohttp.ClientError, OSError) as error:
+            raise _exchange_error(error) from None
+        except (ValueError, TypeError, UnicodeError) as error:
+            # The transport refused what we asked it to send (a header value it cannot encode).
+            raise InvalidRequestError(f"the request cannot be sent: {_describe(error)}") from None
         declared = response.headers.get("content-length")
         return IncomingResponse(
             status_code=response.status_code,
             reason=response.reason_phrase,
             headers=response.headers,
-            body=body,
-            declared_size=int(declared) if declared and declared.isdigit() else None,
+            body=bytes(body.data),
+            more=body.more,
+            declared_size=int(declared)
+            if declared and declared.isascii() and declared.isdigit() and body.coding is None
+            else None,
+            undecoded=body.undecoded,
+            note=body.error,
         )
 
     async def aclose(self) -> None:
         await self._guarded.aclose()
-        if self._trusted is not None:
-            await self._trusted.aclose()
+        if self._open is not None:
+            await self._open.aclose()
 
 
-async def _read_capped(response: httpx.Response, limit: int) -> bytes:
-    """Read at most ``limit`` bytes, then stop: a huge body is never downloaded whole."""
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in response.aiter_bytes(_READ_CHUNK):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size >= limit:
+async def _read_bounded(response: httpx.Response, limit: int) -> BoundedBody:
+    """Read the raw stream into at most ``limit`` decoded bytes, then stop reading."""
+    body = BoundedBody.for_codings(content_codings(response.headers.get("content-encoding")), limit)
+    async for chunk in response.aiter_raw(_READ_CHUNK):
+        if not body.feed(chunk):
             break
-    return b"".join(chunks)[:limit]
+    return body
 
 
-def _transport_error(error: BaseException) -> TransportError:
+def _exchange_error(error: BaseException) -> TransportError | BlockedError | InvalidRequestError:
     for cause in _causes(error):
-        if isinstance(cause, BlockedAddressError):
-            return TransportError(str(cause), blocked=True)
-        os_error = getattr(cause, "os_error", None)
-        if isinstance(os_error, BlockedAddressError):
-            return TransportError(str(os_error), blocked=True)
+        blocked = getattr(cause, "os_error", cause)  # aiohttp wraps the socket's error
+        if isinstance(blocked, _BlockedAddressError):
+            return BlockedError(str(blocked))
+        if isinstance(cause, aiohttp.InvalidURL | httpx.InvalidURL | httpx.UnsupportedProtocol):
+            return InvalidRequestError(f"the request cannot be sent: {_describe(cause)}")
     return TransportError(_describe(error))
 
 

@@ -1,33 +1,55 @@
 """One exchange of an HttpTask: a request (or a poll) and its redirects, to one recorded result.
 
-Headers marked ``origin_bound`` (values read from Secrets, bearer tokens from token sources) go
-only to the origin of the task's original request: a redirect or a ``Location`` to another
-origin never carries them. The whole exchange, redirects and body included, shares one timeout.
+Credentials never travel further than the task's original origin: headers whose values came
+from Secrets or token sources, and ``Authorization``, ``Cookie`` and ``Proxy-Authorization``
+whatever their source, are sent only to the origin of the original request — a redirect or a
+``Location`` to another origin never carries them. Whatever the site sends back is cut to the
+schema's bounds, and every resolved secret value is redacted from what is kept (a site that
+echoes our headers must not get them stored in status). The whole exchange, redirects and body
+included, shares one timeout.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import quote, urljoin, urlsplit
 
 from durable_search.api.models import ResponsePolicy
-from durable_search.engine.httptask import Exchange, HttpAnswer, TransportFailure
+from durable_search.engine.bounds import HEADER_VALUE_MAX, LOCATION_MAX, MESSAGE_MAX, cut
+from durable_search.engine.httptask import Exchange, FailureKind, HttpAnswer, NoAnswer
+from durable_search.errors import (
+    BlockedError,
+    ExchangeError,
+    ExchangeTimeoutError,
+    InvalidRequestError,
+    TransportError,
+)
 from durable_search.http.body import store_body
-from durable_search.http.client import HttpClient, IncomingResponse, OutgoingRequest, TransportError
+from durable_search.http.client import HttpClient, IncomingResponse, OutgoingRequest
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 NEVER_KEPT_HEADERS = frozenset({"set-cookie", "authorization", "proxy-authorization", "cookie"})
+# Credentials by their name: never sent across origins, whether literal or from a Secret.
+ORIGIN_BOUND_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie"})
+REDACTED = "[redacted]"
+# Shorter secret values would redact ordinary text; they are still never sent cross-origin.
+MIN_REDACTED_LENGTH = 4
 
 
 @dataclass(frozen=True)
 class RequestHeader:
     name: str
     value: str
-    origin_bound: bool = False  # a secret: sent to the original request's origin only
+    secret: bool = False  # from a Secret or a token source: origin-bound, redacted if echoed
+
+    @property
+    def origin_bound(self) -> bool:
+        return self.secret or self.name.lower() in ORIGIN_BOUND_HEADERS
 
 
 @dataclass(frozen=True)
@@ -39,11 +61,19 @@ class PreparedRequest:
     headers: Sequence[RequestHeader]
     body: bytes | None
     origin: str  # scheme://host:port of the task's original request
+    open_path: bool = False  # the watcher's trusted path (first hop only)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        return tuple(h.value for h in self.headers if h.secret)
 
 
 def origin_of(url: str) -> str:
-    parts = urlsplit(url)
-    port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower(), 0)
+    try:
+        parts = urlsplit(url)
+        port = parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower(), 0)
+    except ValueError:
+        return ""
     return f"{parts.scheme.lower()}://{(parts.hostname or '').lower()}:{port}"
 
 
@@ -59,13 +89,14 @@ async def perform(
     started = clock()
     begun = time.monotonic()
     url, method, body = request.url, request.method, request.body
+    redactor = Redactor(request.secrets)
     try:
         async with asyncio.timeout(timeout):
             for hop in range(max_redirects + 1):
                 headers = _headers_for(request, url)
                 remaining = max(timeout - (time.monotonic() - begun), 0.001)
                 response = await client.send(
-                    OutgoingRequest(method, url, headers, body),
+                    OutgoingRequest(method, url, headers, body, request.open_path and hop == 0),
                     timeout=remaining,
                     max_body_bytes=response_policy.max_body_bytes,
                 )
@@ -76,24 +107,43 @@ async def perform(
                     if max_redirects == 0:
                         break  # redirects are not followed: the 3xx is the answer
                     raise TransportError(
-                        f"more than {max_redirects} redirects (last to {location})"
+                        f"more than {max_redirects} redirects (last to "
+                        f"{redactor.redact(cut(location, 512))})"
                     )
-                url = urljoin(url, location)
+                try:
+                    url = urljoin(url, location)
+                except ValueError:
+                    raise TransportError(
+                        f"a redirect to an unusable Location: {redactor.redact(cut(location, 512))}"
+                    ) from None
                 if response.status_code == 303 or (
                     response.status_code in (301, 302) and method == "POST"
                 ):
                     method = "GET" if method != "HEAD" else "HEAD"
                     body = None
     except TimeoutError:
-        result: HttpAnswer | TransportFailure = TransportFailure(
-            f"no answer within {timeout:g}s", timed_out=True
+        result: HttpAnswer | NoAnswer = NoAnswer(
+            f"no answer within {timeout:g}s", FailureKind.TIMEOUT
         )
-    except TransportError as error:
-        result = TransportFailure(error.message, timed_out=error.timed_out, blocked=error.blocked)
+    except ExchangeError as error:
+        result = no_answer(error, redactor)
     else:
-        result = _answer(response, response_policy)
+        result = _answer(response, response_policy, redactor)
     duration_ms = int((time.monotonic() - begun) * 1000)
     return Exchange(result=result, url=url, started=started, duration_ms=duration_ms)
+
+
+def no_answer(error: ExchangeError, redactor: Redactor | None = None) -> NoAnswer:
+    """The engine's record of an exchange that ended in ``error``."""
+    if isinstance(error, ExchangeTimeoutError):
+        kind = FailureKind.TIMEOUT
+    elif isinstance(error, BlockedError):
+        kind = FailureKind.BLOCKED
+    elif isinstance(error, InvalidRequestError):
+        kind = FailureKind.INVALID
+    else:
+        kind = FailureKind.TRANSPORT
+    return NoAnswer(redactor.redact(error.message) if redactor else error.message, kind)
 
 
 def _headers_for(request: PreparedRequest, url: str) -> list[tuple[str, str]]:
@@ -101,23 +151,68 @@ def _headers_for(request: PreparedRequest, url: str) -> list[tuple[str, str]]:
     return [(h.name, h.value) for h in request.headers if same_origin or not h.origin_bound]
 
 
-def _answer(response: IncomingResponse, policy: ResponsePolicy) -> HttpAnswer:
+def _answer(response: IncomingResponse, policy: ResponsePolicy, redactor: Redactor) -> HttpAnswer:
     kept = {
-        name: response.headers[name]
+        name: redactor.redact(cut(response.headers[name], HEADER_VALUE_MAX))
         for name in policy.keep_headers
         if name not in NEVER_KEPT_HEADERS and name in response.headers
     }
     body = store_body(
-        response.body,
+        redactor.redact_bytes(response.body, cut_at_end=response.more),
         declared_size=response.declared_size,
         max_bytes=policy.max_body_bytes,
-        more=len(response.body) > policy.max_body_bytes,
+        more=response.more,
+        undecoded=response.undecoded,
+    )
+    location = response.headers.get("location")
+    note = response.note or (
+        f"body kept as received (Content-Encoding: {cut(response.undecoded, 64)})"
+        if response.undecoded
+        else None
     )
     return HttpAnswer(
         status_code=response.status_code,
-        reason=response.reason,
+        reason=redactor.redact(cut(response.reason, MESSAGE_MAX)),
         headers=kept,
         body=body,
-        location=response.headers.get("location"),
-        retry_after=response.headers.get("retry-after"),
+        # Longer than the schema allows: the engine refuses to follow it (never a cut URL).
+        location=redactor.redact(location)
+        if location and len(location) <= LOCATION_MAX
+        else location,
+        retry_after=cut(response.headers.get("retry-after") or "", 64) or None,
+        note=note,
     )
+
+
+class Redactor:
+    """Replaces every resolved secret value (as sent, URL-encoded, JSON-escaped) with a mark."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        forms: set[str] = set()
+        for secret in secrets:
+            if len(secret) >= MIN_REDACTED_LENGTH:
+                forms.update({secret, quote(secret, safe=""), _json_escaped(secret)})
+        # Longest first, so a form containing another is replaced whole.
+        self._forms = sorted(forms, key=len, reverse=True)
+        self._byte_forms = [form.encode() for form in self._forms]
+
+    def redact(self, value: str) -> str:
+        for form in self._forms:
+            value = value.replace(form, REDACTED)
+        return value
+
+    def redact_bytes(self, value: bytes, *, cut_at_end: bool = False) -> bytes:
+        for form in self._byte_forms:
+            value = value.replace(form, REDACTED.encode())
+        if cut_at_end:
+            # A body cut at the cap may end in the first bytes of a secret: drop them too.
+            for form in self._byte_forms:
+                for length in range(min(len(form) - 1, len(value)), MIN_REDACTED_LENGTH - 1, -1):
+                    if value.endswith(form[:length]):
+                        value = value[:-length] + REDACTED.encode()
+                        break
+        return value
+
+
+def _json_escaped(text: str) -> str:
+    return json.dumps(text)[1:-1]

@@ -1,0 +1,74 @@
+"""Every exception Durable Search raises on purpose, in one tree.
+
+Callers decide on the class, never on a message or a flag::
+
+    DurableSearchError
+     ├── ExchangeError              no usable HTTP answer for this exchange: becomes an outcome
+     │    ├── TransportError        connection refused or reset, DNS, a protocol error (retried)
+     │    │    └── ExchangeTimeoutError  no answer within the attempt's timeout (retried)
+     │    ├── BlockedError          the SSRF guard or a policy refused it (never retried)
+     │    └── InvalidRequestError   the request cannot be sent as written (never retried):
+     │                              a URL or header the HTTP client refuses, a missing Secret
+     ├── KubeApiError               a Kubernetes API call failed in a way callers decide on
+     │    ├── ConflictError         409: the object changed since it was read; re-read, decide
+     │    ├── NotFoundError         404: the object does not exist
+     │    ├── RefusedError          400/413/422: the API server will never accept this write
+     │    └── CrdsMissingError      the API server does not serve our kinds
+     └── ...
+
+``ExchangeError`` messages never carry a secret: they name the Secret, key or token source.
+"""
+
+from __future__ import annotations
+
+
+class DurableSearchError(Exception):
+    """The root: ``except DurableSearchError`` catches every error raised on purpose."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ExchangeError(DurableSearchError):
+    """No usable HTTP answer for this exchange; the engine records it as an outcome."""
+
+
+class TransportError(ExchangeError):
+    """The exchange failed on the wire or on the far side; another attempt may succeed."""
+
+
+class ExchangeTimeoutError(TransportError):
+    """No answer within the attempt's timeout."""
+
+
+class BlockedError(ExchangeError):
+    """Refused before sending: a forbidden address, or a credential a policy withholds."""
+
+
+class InvalidRequestError(ExchangeError):
+    """The fault is on our side of the wire: the request cannot be sent as written."""
+
+
+class KubeApiError(DurableSearchError):
+    """A Kubernetes API call failed in a way callers decide on."""
+
+
+class ConflictError(KubeApiError):
+    """The object changed since it was read (HTTP 409): re-read it and decide again."""
+
+
+class NotFoundError(KubeApiError):
+    """The object does not exist (HTTP 404)."""
+
+
+class RefusedError(KubeApiError):
+    """The API server refused the write itself (400, 413, 422): sending it again cannot help."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class CrdsMissingError(KubeApiError):
+    """Durable Search's kinds are not served by this API server."""

@@ -1,0 +1,158 @@
+"""The Kubernetes calls the operator makes, as verbs over :class:`KubeClient`.
+
+kopf patches without ``resourceVersion``; every status write here carries the version the
+decision was made on, so a write based on a stale object fails with ``ConflictError`` instead
+of silently overwriting a newer status.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from durable_search.api.constants import (
+    GROUP,
+    HTTPTASK_PLURAL,
+    PROVIDER_PLURAL,
+    SEARCH_PLURAL,
+    VERSION,
+)
+from durable_search.errors import ConflictError, CrdsMissingError, NotFoundError
+from durable_search.kube.client import KubeClient
+from durable_search.kube.config import load_configuration
+from durable_search.kube.objects import merge_patch
+
+Body = dict[str, Any]
+
+
+def custom_path(
+    plural: str, namespace: str, name: str | None = None, subresource: str | None = None
+) -> str:
+    path = f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{plural}"
+    if name is not None:
+        path += f"/{name}"
+    if subresource is not None:
+        path += f"/{subresource}"
+    return path
+
+
+def core_path(plural: str, namespace: str, name: str | None = None, sub: str | None = None) -> str:
+    path = f"/api/v1/namespaces/{namespace}/{plural}"
+    if name is not None:
+        path += f"/{name}"
+    if sub is not None:
+        path += f"/{sub}"
+    return path
+
+
+class KubeApi:
+    """Our kinds' verbs and the few core calls the operator needs, over one client."""
+
+    def __init__(self, client: KubeClient) -> None:
+        self.client = client
+
+    @classmethod
+    async def connect(cls, kubeconfig: str | None) -> KubeApi:
+        return cls(KubeClient(await load_configuration(kubeconfig)))
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    # -- custom resources --------------------------------------------------------------------
+
+    async def get(self, plural: str, namespace: str, name: str) -> Body:
+        return await self.client.get(custom_path(plural, namespace, name))
+
+    async def create(self, plural: str, namespace: str, body: Mapping[str, Any]) -> Body | None:
+        """Create ``body``; None when an object of that name already exists."""
+        try:
+            return await self.client.post(custom_path(plural, namespace), body)
+        except ConflictError:
+            return None
+
+    async def write_status(
+        self, plural: str, body: Mapping[str, Any], status: Mapping[str, Any]
+    ) -> Body:
+        """Replace ``.status`` with ``status``, guarded by ``body``'s resourceVersion."""
+        metadata = body["metadata"]
+        patch = {
+            "metadata": {"resourceVersion": metadata["resourceVersion"]},
+            "status": merge_patch(body.get("status") or {}, status),
+        }
+        path = custom_path(plural, metadata["namespace"], metadata["name"], "status")
+        return await self.client.merge_patch(path, patch)
+
+    async def patch(self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]) -> Body:
+        return await self.client.merge_patch(custom_path(plural, namespace, name), patch)
+
+    async def delete(self, plural: str, namespace: str, name: str, uid: str | None = None) -> None:
+        options: Body = {"propagationPolicy": "Background"}
+        if uid:
+            options["preconditions"] = {"uid": uid}
+        try:
+            await self.client.delete(custom_path(plural, namespace, name), options)
+        except NotFoundError:
+            return
+
+    async def check_served(self) -> None:
+        """Fail clearly when the CRDs are not installed (kopf would just wait, watching nothing)."""
+        try:
+            resources = await self.client.get(f"/apis/{GROUP}/{VERSION}")
+        except NotFoundError:
+            raise CrdsMissingError(
+                f"the API server does not serve {GROUP}/{VERSION}: install the CRDs first "
+                "(kubectl apply -f crds/, or the Helm chart)"
+            ) from None
+        served = {r.get("name") for r in resources.get("resources") or ()}
+        missing = {SEARCH_PLURAL, HTTPTASK_PLURAL, PROVIDER_PLURAL} - served
+        if missing:
+            raise CrdsMissingError(
+                f"{GROUP}/{VERSION} lacks {', '.join(sorted(missing))}: install the CRDs "
+                "(kubectl apply -f crds/)"
+            )
+
+    async def list_providers(self, namespace: str) -> list[Body]:
+        items, _version = await self.client.list_all(custom_path(PROVIDER_PLURAL, namespace))
+        return items
+
+    async def get_provider(self, namespace: str, name: str) -> Body | None:
+        try:
+            return await self.get(PROVIDER_PLURAL, namespace, name)
+        except NotFoundError:
+            return None
+
+    # -- core calls --------------------------------------------------------------------------
+
+    async def read_secret(self, namespace: str, name: str) -> Body:
+        return await self.client.get(core_path("secrets", namespace, name))
+
+    async def read_config_map(self, namespace: str, name: str) -> Body:
+        return await self.client.get(core_path("configmaps", namespace, name))
+
+    async def request_token(
+        self, namespace: str, account: str, audiences: list[str], seconds: int
+    ) -> Body:
+        """A TokenRequest for ServiceAccount ``account``: ``status.token`` and its expiry."""
+        spec: Body = {"expirationSeconds": seconds}
+        if audiences:
+            spec["audiences"] = audiences
+        body = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec}
+        return await self.client.post(
+            core_path("serviceaccounts", namespace, account, "token"), body
+        )
+
+    async def whoami(self) -> str:
+        """The username this client authenticates as (a SelfSubjectReview)."""
+        review = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
+        answer = await self.client.post("/apis/authentication.k8s.io/v1/selfsubjectreviews", review)
+        return str(((answer.get("status") or {}).get("userInfo") or {}).get("username") or "")
+
+    async def read_admission(self, kind: str, name: str) -> Body:
+        """A ValidatingAdmissionPolicy (``kind="validatingadmissionpolicies"``) or binding."""
+        return await self.client.get(f"/apis/admissionregistration.k8s.io/v1/{kind}/{name}")
+
+    async def create_event(self, namespace: str, event: Mapping[str, Any]) -> Body:
+        return await self.client.post(core_path("events", namespace), event)
+
+    async def version(self) -> Body:
+        return await self.client.get("/version")
