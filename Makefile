@@ -63,8 +63,14 @@ crds: venv ## regenerate crds/*.yaml (and the chart's copy) from operator/durabl
 	$(BIN)/python -m durable_search.api.schema crds
 	cp crds/*.yaml charts/durable-search/crds/
 
+.PHONY: policies
+policies: venv ## regenerate manifests/policies (and the chart's copy) from operator/durable_search/api/policies.py
+	$(BIN)/python -m durable_search.api.policies manifests/policies
+	mkdir -p charts/durable-search/files
+	cp manifests/policies/validatingadmissionpolicies.yaml charts/durable-search/files/
+
 .PHONY: manifests
-manifests: crds $(HELM) ## regenerate manifests/base (kustomize) from the chart's defaults
+manifests: crds policies $(HELM) ## regenerate manifests/base (kustomize) from the chart's defaults
 	$(BIN)/python -m durable_search.packaging $(HELM) $(KUBE_VERSION)
 
 .PHONY: lint

@@ -24,9 +24,11 @@ HEADER = (
 
 KUSTOMIZATION = (
     HEADER
-    + f"""apiVersion: kustomize.config.k8s.io/v1beta1
+    + """# Every namespaced object already names namespace durable-search; no `namespace:` here:
+# kustomize would stamp it on the cluster-scoped admission policies too, and the policies'
+# bindings and parameter name that namespace (use the chart for another one).
+apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
-namespace: {NAMESPACE}
 resources:
 - namespace.yaml
 - crds.yaml

@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
+from tests.support.fixtures import Admission
+
 # Root needs --no-sandbox; the rest keep Chromium off the (closed) network.
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -20,6 +22,12 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+
+
+@pytest.fixture(autouse=True)
+def _admission_in_force(admission: Admission) -> Admission:
+    """The page runs against a cluster with the admission policies in force."""
+    return admission
 
 
 @pytest.fixture(scope="module")

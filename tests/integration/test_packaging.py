@@ -15,16 +15,19 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client
 
+from durable_search.api.admission import PARAM_CONFIGMAP, POLICY_HTTPTASKS, POLICY_NAMES
 from durable_search.api.constants import GROUP, HTTPTASK_PLURAL, VERSION
+from durable_search.api.policies import BINDINGS_FILE, POLICIES_FILE
 from durable_search.cluster.build import KUBERNETES_VERSION
 from durable_search.packaging import BASE, CHART, base_files
 from tests.support.demo import DemoSite
-from tests.support.fixtures import Kubectl
+from tests.support.fixtures import Admission, Kubectl
 from tests.support.kubeconfigs import kubeconfig_with_token
 from tests.support.processes import OperatorProcess, WebProcess, free_port
 from tests.support.searches import create_provider
@@ -83,13 +86,17 @@ def test_helm_lint_and_every_option_renders(helm: str) -> None:
                 "rbac.clusterWide=true",
                 "demo.enabled=true",
                 "networkPolicy.enabled=true",
+                "networkPolicy.egress.enabled=true",
+                "quota.enabled=true",
                 "operator.allowCidrs={10.0.0.0/8}",
                 "web.auth=client",
             )
         )
     )
     kinds = sorted(d["kind"] for d in everything if d)
-    assert kinds.count("ClusterRole") == 1 and kinds.count("NetworkPolicy") == 2
+    # The operator's ClusterRole (clusterWide) and the one reading the admission policies.
+    assert kinds.count("ClusterRole") == 2 and kinds.count("NetworkPolicy") == 3
+    assert kinds.count("ValidatingAdmissionPolicy") == 3 and kinds.count("ResourceQuota") == 1
     assert kinds.count("SearchProvider") == 4
     operator = next(
         d
@@ -129,7 +136,10 @@ def test_the_chart_applies_and_its_pods_pass_restricted_admission(
     helm: str, kubectl: Kubectl, crds: None, restricted_namespace: str, api_client: client.ApiClient
 ) -> None:
     ns = restricted_namespace
-    rendered = template(helm, ns, "demo.enabled=true", "networkPolicy.enabled=true")
+    # The session's cluster-scoped admission policies stay as they are (see chart_installed).
+    rendered = template(
+        helm, ns, "demo.enabled=true", "networkPolicy.enabled=true", "admission.enabled=false"
+    )
     dry = kubectl.run(
         "apply", "--server-side", "--dry-run=server", "-n", ns, "-f", "-", input=rendered
     )
@@ -151,8 +161,10 @@ def test_the_chart_applies_and_its_pods_pass_restricted_admission(
 
 
 def test_the_kustomize_base_applies_with_kubectl(
-    kubectl: Kubectl, crds: None, api_client: client.ApiClient
+    kubectl: Kubectl, crds: None, api_client: client.ApiClient, admission: Admission
 ) -> None:
+    # The base's admission bindings replace the session's and name namespace durable-search,
+    # deleted below: the session's are restored before any other test runs.
     kubectl("apply", "-k", str(BASE))
     try:
         namespace = client.CoreV1Api(api_client).read_namespace("durable-search")
@@ -163,13 +175,20 @@ def test_the_kustomize_base_applies_with_kubectl(
             ),
             message="operator and web Pods admitted",
         )
+        registration = client.AdmissionregistrationV1Api(api_client)
+        binding = registration.read_validating_admission_policy_binding(POLICY_HTTPTASKS)
+        assert binding.spec.param_ref.namespace == "durable-search"
     finally:
         kubectl("delete", "namespace", "durable-search", "--wait=false")
+        admission.install()
 
 
 @pytest.fixture
 def chart_installed(helm: str, kubectl: Kubectl, crds: None, isolated_namespace: str) -> str:
-    kubectl("apply", "-n", isolated_namespace, "-f", "-", input=template(helm, isolated_namespace))
+    """The chart in a namespace of its own, without its admission policies: they are
+    cluster-scoped with fixed names, and the session's (test_admission) stay in force."""
+    rendered = template(helm, isolated_namespace, "admission.enabled=false")
+    kubectl("apply", "-n", isolated_namespace, "-f", "-", input=rendered)
     return isolated_namespace
 
 
@@ -293,6 +312,17 @@ def test_the_service_accounts_get_no_more_than_they_need(
     assert not can("get", "secrets", "-n", ns, web)
     assert not can("patch", "httptasks.durablesearch.dev", "-n", ns, web)
     assert not can("create", "clusterrolebindings", web)
+    # The admission policies, their bindings and their parameter: read by name, nothing more.
+    for resource in ("validatingadmissionpolicies", "validatingadmissionpolicybindings"):
+        for name in POLICY_NAMES:
+            assert can("get", f"{resource}/{name}", operator)
+        assert not can("get", f"{resource}/someone-elses", operator)
+        assert not can("list", resource, operator)
+        assert not can("update", f"{resource}/{POLICY_HTTPTASKS}", operator)
+    assert can("get", f"configmaps/{PARAM_CONFIGMAP}", "-n", ns, operator)
+    assert not can("get", "configmaps/other", "-n", ns, operator)
+    assert not can("update", f"configmaps/{PARAM_CONFIGMAP}", "-n", ns, operator)
+    assert not can("get", f"validatingadmissionpolicies/{POLICY_HTTPTASKS}", web)
 
 
 def _non_root_user() -> tuple[str, int, int]:
@@ -425,3 +455,136 @@ def test_the_wheel_installs_into_a_fresh_venv_and_both_entry_points_start_as_non
                 process.wait(20)
     finally:
         shutil.rmtree(home, ignore_errors=True)
+
+
+def _documents(rendered: str, *kinds: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(rendered) if d and d["kind"] in kinds]
+
+
+def test_the_charts_admission_objects_are_the_static_policies_and_the_api_server_accepts_them(
+    helm: str, kubectl: Kubectl, crds: None, isolated_namespace: str
+) -> None:
+    static = REPO / "manifests" / "policies"
+    defaults = template(helm, "durable-search")
+    policies = _documents(defaults, "ValidatingAdmissionPolicy")
+    assert policies == list(yaml.safe_load_all((static / POLICIES_FILE).read_text()))
+    bindings = _documents(defaults, "ValidatingAdmissionPolicyBinding")
+    expected = list(yaml.safe_load_all((static / BINDINGS_FILE).read_text()))
+    assert [b["spec"] for b in bindings] == [b["spec"] for b in expected]
+    (params,) = _documents(defaults, "ConfigMap")
+    assert params["data"] == yaml.safe_load((static / "params.yaml").read_text())["data"]
+
+    ns = isolated_namespace
+    rendered = template(helm, ns, "admission.apiAudiences={https://issuer.example}")
+    (params,) = _documents(rendered, "ConfigMap")
+    assert params["metadata"] == {
+        **params["metadata"],
+        "name": PARAM_CONFIGMAP,
+        "namespace": ns,
+    }
+    assert params["data"] == {
+        "operatorUsers": f"system:serviceaccount:{ns}:{RELEASE}-operator",
+        "apiAudiences": "https://issuer.example",
+    }
+    for binding in _documents(rendered, "ValidatingAdmissionPolicyBinding"):
+        assert binding["spec"]["paramRef"]["namespace"] == ns
+    # The API server compiles every expression on a (dry-run) create: the chart's copy is valid.
+    admission_objects = _documents(
+        rendered, "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ConfigMap"
+    )
+    assert len(admission_objects) == 7
+    dry = kubectl.run(
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "--dry-run=server",
+        "-f",
+        "-",
+        input=yaml.safe_dump_all(admission_objects),
+    )
+    assert dry.returncode == 0, dry.stderr
+
+    disabled = template(helm, ns, "admission.enabled=false")
+    assert not _documents(disabled, "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")
+    # The operator may still read them, wherever they come from (manifests/policies/).
+    assert any(
+        d["metadata"]["name"].endswith("-operator-admission")
+        for d in _documents(disabled, "ClusterRole")
+    )
+
+
+def test_the_operators_egress_policy_shuts_out_link_local_addresses_only(
+    helm: str, kubectl: Kubectl, isolated_namespace: str
+) -> None:
+    assert not _documents(template(helm, isolated_namespace), "NetworkPolicy")
+    rendered = template(helm, isolated_namespace, "networkPolicy.egress.enabled=true")
+    (egress,) = _documents(rendered, "NetworkPolicy")
+    spec = egress["spec"]
+    assert spec["policyTypes"] == ["Egress"]
+    assert spec["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "operator"
+    everywhere, dns = spec["egress"]
+    assert everywhere == {
+        "to": [
+            {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}},
+            {"ipBlock": {"cidr": "::/0", "except": ["fe80::/10"]}},
+        ]
+    }
+    assert "ports" not in everywhere  # the sites, the API server, the web Service: any port
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert {p["protocol"] for p in dns["ports"]} == {"UDP", "TCP"}
+    assert {"ipBlock": {"cidr": "169.254.20.10/32"}} in dns["to"]  # NodeLocal DNSCache
+    assert dns["to"][0]["podSelector"] == {"matchLabels": {"k8s-app": "kube-dns"}}
+    manifest = yaml.safe_dump(egress)
+    ns = isolated_namespace
+    dry = kubectl.run("apply", "--dry-run=server", "-n", ns, "-f", "-", input=manifest)
+    assert dry.returncode == 0, dry.stderr
+
+
+def test_the_resourcequota_example_refuses_the_object_past_its_count(
+    helm: str, kubectl: Kubectl, crds: None, isolated_namespace: str, api_client: client.ApiClient
+) -> None:
+    example = yaml.safe_load((REPO / "manifests" / "quota" / "resourcequota.yaml").read_text())
+    (chart_quota,) = _documents(template(helm, "ns", "quota.enabled=true"), "ResourceQuota")
+    assert chart_quota["spec"] == example["spec"]
+    limits = {"searches": 2, "httptasks": 1, "searchproviders": 1}
+    example["spec"]["hard"] = {
+        f"count/{plural}.{GROUP}": str(count) for plural, count in limits.items()
+    }
+    kubectl("apply", "-n", isolated_namespace, "-f", "-", input=yaml.safe_dump(example))
+    core = client.CoreV1Api(api_client)
+
+    def counted() -> bool:
+        status = core.read_namespaced_resource_quota("durable-search", isolated_namespace).status
+        return bool(status and status.hard and status.used is not None and len(status.hard) == 3)
+
+    eventually(counted, message="the quota controller computes the quota's usage")
+    custom = client.CustomObjectsApi(api_client)
+    specs = {
+        "searches": ("Search", {"query": "q", "providerRefs": ["none"]}),
+        "httptasks": ("HttpTask", {"request": {"url": "https://a.example/"}}),
+        "searchproviders": ("SearchProvider", {"url": "https://a.example/?q={query}"}),
+    }
+    for plural, count in limits.items():
+        kind, spec = specs[plural]
+
+        def create(index: int, plural: str = plural, kind: str = kind, spec: Any = spec) -> None:
+            custom.create_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                isolated_namespace,
+                plural,
+                {
+                    "apiVersion": f"{GROUP}/{VERSION}",
+                    "kind": kind,
+                    "metadata": {"name": f"{plural[:4]}-{index}"},
+                    "spec": spec,
+                },
+            )
+
+        for index in range(count):
+            create(index)
+        with pytest.raises(client.ApiException) as refused:
+            create(count)
+        assert refused.value.status == 403
+        assert "exceeded quota: durable-search" in refused.value.body
+        assert f"count/{plural}.{GROUP}" in refused.value.body

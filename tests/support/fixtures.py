@@ -2,6 +2,9 @@
 
 One control plane per test session (etcd on tmpfs, ``--unsafe-no-fsync``), one namespace per
 test. If the control plane cannot start, every integration test errors: nothing is skipped.
+The session installs the CRDs and the admission policies (``crds``, ``admission``) as ``make up``
+does, with the parameter in namespace ``durable-search-tests`` (not ``durable-search``, which
+the kustomize-base test creates and deletes).
 Set ``DURABLE_SEARCH_TEST_KUBECONFIG`` to run against an already running control plane instead
 (for quick iteration with ``make cluster-up``).
 """
@@ -15,8 +18,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from kubernetes import client, config
 
+from durable_search.cluster import admission as local_admission
 from durable_search.cluster.controlplane import ControlPlane
 from tests.support.demo import DemoSite
 from tests.support.processes import OperatorProcess, WebProcess
@@ -100,9 +105,50 @@ def kubectl(kubeconfig: Path) -> Kubectl:
 
 
 @pytest.fixture(scope="session")
-def crds(kubectl: Kubectl) -> None:
+def crd_definitions(kubectl: Kubectl) -> None:
     kubectl("apply", "-f", str(REPO / "crds"))
     kubectl("wait", "--for=condition=Established", "-f", str(REPO / "crds"), "--timeout=60s")
+
+
+ADMISSION_NAMESPACE = "durable-search-tests"
+
+
+class Admission:
+    """The admission policies as the session installs them: the admin is the operator user,
+    the local issuer the API audience. ``install`` again restores them after a test that
+    replaced the cluster-scoped policies or bindings (the chart's, the kustomize base's)."""
+
+    namespace = ADMISSION_NAMESPACE
+    operator_user = local_admission.ADMIN_USER
+
+    def __init__(self, kubectl: Kubectl, server: str) -> None:
+        self.kubectl = kubectl
+        self.server = server
+        self.api_audience = local_admission.local_issuer(server)
+
+    def install(self) -> None:
+        documents = local_admission.local_admission(self.server, self.namespace)
+        self.kubectl("apply", "-f", "-", input=local_admission.render(documents))
+
+        def dry_run_create(manifest: str) -> str:
+            result = self.kubectl.run("create", "--dry-run=server", "-f", "-", input=manifest)
+            return result.stdout + result.stderr
+
+        local_admission.wait_until_enforced(dry_run_create, self.namespace)
+
+
+@pytest.fixture(scope="session")
+def admission(crd_definitions: None, kubectl: Kubectl, kubeconfig: Path) -> Admission:
+    """The admission policies, bindings and parameter, installed and enforced."""
+    server = yaml.safe_load(kubeconfig.read_text())["clusters"][0]["cluster"]["server"]
+    installed = Admission(kubectl, server)
+    installed.install()
+    return installed
+
+
+@pytest.fixture(scope="session")
+def crds(admission: Admission) -> None:
+    """The CRDs and the admission policies that guard them: what every cluster test needs."""
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,8 @@ def test_the_charts_crds_are_a_copy_of_crds() -> None:
 def test_every_value_is_documented_with_a_comment_or_a_self_explaining_name() -> None:
     values = (REPO / "charts/durable-search/values.yaml").read_text()
     assert values.startswith("# Default values for durable-search.")
-    for key in ("clusterWide", "allowCidrs", "allowHosts", "auth", "maxConnectionsPerHost"):
+    keys = ("clusterWide", "allowCidrs", "allowHosts", "auth", "maxConnectionsPerHost")
+    keys += ("apiAudiences", "dnsCidrs", "apiServerCidrs", "hard")
+    for key in keys:
         line_index = next(i for i, line in enumerate(values.splitlines()) if f"{key}:" in line)
         assert values.splitlines()[line_index - 1].lstrip().startswith("#"), key

@@ -60,3 +60,8 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end -}}
+
+{{/* The user name the operator's ServiceAccount authenticates as. */}}
+{{- define "ds.operatorUser" -}}
+system:serviceaccount:{{ .Release.Namespace }}:{{ include "ds.fullname" . }}-operator
+{{- end -}}

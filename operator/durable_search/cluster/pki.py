@@ -19,6 +19,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 _VALIDITY = datetime.timedelta(days=365)
+# The admin client certificate's CN: the user name the local control plane knows the admin by.
+ADMIN_USER = "durable-search-admin"
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,7 @@ def ensure_pki(directory: Path) -> Pki:
     _write_key(pki.serving_key, serving_key)
     pki.serving_cert.write_bytes(serving_pem)
 
-    admin_key, admin_pem = issue("durable-search-admin", "system:masters", server=False)
+    admin_key, admin_pem = issue(ADMIN_USER, "system:masters", server=False)
     _write_key(pki.admin_key, admin_key)
     pki.admin_cert.write_bytes(admin_pem)
 

@@ -1,14 +1,19 @@
 """``durable-search up`` (``make up``): everything locally, in the foreground; Ctrl-C stops it.
 
-Starts (or reuses) the local control plane, applies the CRDs and the demo SearchProviders, then
-runs the demo search site, the operator and the web service as child processes with their logs in
-``.local/logs/``. ``--cluster current`` uses the current kube context instead of the local
-control plane (an explicit opt-in: nothing is applied to a real cluster otherwise).
+Starts (or reuses) the local control plane, applies the CRDs, the admission policies (their
+parameter in namespace ``durable-search``: the operator is the admin user, the API audience the
+local issuer) and the demo SearchProviders, then runs the demo search site, the operator and the
+web service as child processes with their logs in ``.local/logs/``. ``--cluster current`` uses
+the current kube context instead of the local control plane (an explicit opt-in: nothing is
+applied to a real cluster otherwise); there the operator is the context's user
+(``kubectl auth whoami``) and the API audiences are the cluster's issuer and the usual in-cluster
+ones.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -18,8 +23,13 @@ import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from durable_search.api.admission import DEFAULT_API_AUDIENCES, LOCAL_PARAM_NAMESPACE
 from durable_search.commands.cluster import DEFAULT_KUBECONFIG, DEFAULT_STATE_DIR
+
+if TYPE_CHECKING:
+    from durable_search.cluster.controlplane import RunningState
 
 LOGS = Path(".local/logs")
 
@@ -65,6 +75,8 @@ def run(args: argparse.Namespace) -> int:
         _step("applying the CRDs and the demo SearchProviders")
         _kubectl(env, "apply", "-f", "crds/")
         _kubectl(env, "wait", "--for=condition=Established", "-f", "crds/", "--timeout=60s")
+        _step(f"applying the admission policies (parameter in namespace {LOCAL_PARAM_NAMESPACE})")
+        _apply_admission(env, None if plane is None else plane.state())
         _kubectl(env, "apply", "-n", args.namespace, "-f", "manifests/examples/providers.yaml")
         me = [sys.executable, "-m", "durable_search.cli"]
         _step(f"starting the demo search site on 127.0.0.1:{args.demo_port}")
@@ -118,12 +130,56 @@ def _step(message: str) -> None:
     print(f"==> {message}", flush=True)
 
 
-def _kubectl(env: dict[str, str], *args: str) -> None:
+def _kubectl(env: dict[str, str], *args: str, input: str | None = None) -> str:
     result = subprocess.run(
-        ["kubectl", *args], env=env, capture_output=True, text=True, check=False
+        ["kubectl", *args], env=env, input=input, capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
         raise RuntimeError(f"kubectl {' '.join(args)} failed:\n{result.stderr.strip()}")
+    return result.stdout
+
+
+def _apply_admission(env: dict[str, str], local: RunningState | None) -> None:
+    from durable_search.cluster import admission
+
+    if local is not None:
+        documents = admission.local_admission(local.server, LOCAL_PARAM_NAMESPACE)
+    else:
+        documents = admission.admission_documents(
+            LOCAL_PARAM_NAMESPACE, [_current_user(env)], _current_audiences(env)
+        )
+    _kubectl(env, "apply", "-f", "-", input=admission.render(documents))
+
+    def dry_run_create(manifest: str) -> str:
+        result = subprocess.run(
+            ["kubectl", "create", "--dry-run=server", "-f", "-"],
+            env=env,
+            input=manifest,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return result.stdout + result.stderr
+
+    admission.wait_until_enforced(dry_run_create, LOCAL_PARAM_NAMESPACE)
+
+
+def _current_user(env: dict[str, str]) -> str:
+    review = json.loads(_kubectl(env, "auth", "whoami", "-o", "json"))
+    user: str = review["status"]["userInfo"]["username"]
+    return user
+
+
+def _current_audiences(env: dict[str, str]) -> list[str]:
+    audiences = list(DEFAULT_API_AUDIENCES)
+    try:
+        discovery = json.loads(_kubectl(env, "get", "--raw", "/.well-known/openid-configuration"))
+    except (RuntimeError, ValueError):
+        return audiences  # no discovery: the usual in-cluster audiences only
+    issuer = discovery.get("issuer")
+    if isinstance(issuer, str) and issuer:
+        audiences.append(issuer)
+    return audiences
 
 
 def _spawn(name: str, command: Sequence[str], env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -128,7 +128,11 @@ class AdmissionGuard:
             if isinstance(error, NotFoundError) or getattr(error, "status", 0) == 403:
                 return set()
             raise
-        _users, audiences = admission.parse_params(config_map.get("data"))
+        try:
+            _users, audiences = admission.parse_params(config_map.get("data"))
+        except admission.AdmissionParamsError as error:
+            logger.warning("the admission parameter is not usable: %s", error)
+            return set()
         return set(audiences)
 
     async def run(self) -> None:
