@@ -507,3 +507,72 @@ def test_only_a_searchs_own_watcher_reaches_the_web_service_past_the_guard(
     finally:
         web.stop()
         site.stop()
+
+
+# -- the operator's own guard ----------------------------------------------------------------
+
+
+def test_without_the_admission_policies_no_secret_is_read_and_no_token_minted(
+    api_client: client.ApiClient,
+    isolated_namespace: str,
+    hostile_site: DemoSite,
+    kubectl: Any,
+    admission: Any,
+    start_operator: Callable[..., OperatorProcess],
+) -> None:
+    secret(api_client, isolated_namespace, "keyed", {"key": SECRET_VALUE.encode()})
+    kubectl("delete", "validatingadmissionpolicybinding", "durable-search-httptasks")
+    try:
+        # The binding is gone: an admin's task naming a Secret is admitted, and must be withheld.
+        start_operator(isolated_namespace, "--allow-cidr=127.0.0.0/8")
+        header = {"name": "X-Key", "valueFrom": {"secretKeyRef": {"name": "keyed", "key": "key"}}}
+        create_task(
+            api_client,
+            isolated_namespace,
+            "unguarded",
+            {
+                "request": {
+                    "url": f"{hostile_site.base}/echo?key={isolated_namespace}",
+                    "headers": [header],
+                }
+            },
+        )
+        status = wait_task(api_client, isolated_namespace, "unguarded")["status"]
+        assert (status["outcome"], status["attempts"]) == ("Blocked", 1)
+        assert "admission policies not installed" in status["message"]
+        assert isolated_namespace not in hostile_site.stats()["hits"]
+    finally:
+        admission.install()
+
+
+def test_no_token_is_minted_for_the_api_servers_own_audience(
+    api_client: client.ApiClient,
+    isolated_namespace: str,
+    hostile_site: DemoSite,
+    admission: Any,
+    start_operator: Callable[..., OperatorProcess],
+) -> None:
+    client.CoreV1Api(api_client).create_namespaced_service_account(
+        isolated_namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name="caller"))
+    )
+    start_operator(isolated_namespace, "--allow-cidr=127.0.0.0/8")
+    # The admin is an operator user, so admission lets it ask; the operator still refuses.
+    create_task(
+        api_client,
+        isolated_namespace,
+        "api-audience",
+        {
+            "request": {
+                "url": f"{hostile_site.base}/echo?key={isolated_namespace}",
+                "auth": {
+                    "serviceAccountToken": {
+                        "serviceAccountName": "caller",
+                        "audience": admission.api_audience,
+                    }
+                },
+            }
+        },
+    )
+    status = wait_task(api_client, isolated_namespace, "api-audience")["status"]
+    assert status["outcome"] == "Blocked" and "never minted" in status["message"]
+    assert isolated_namespace not in hostile_site.stats()["hits"]
