@@ -576,3 +576,31 @@ def test_no_token_is_minted_for_the_api_servers_own_audience(
     status = wait_task(api_client, isolated_namespace, "api-audience")["status"]
     assert status["outcome"] == "Blocked" and "never minted" in status["message"]
     assert isolated_namespace not in hostile_site.stats()["hits"]
+
+
+def test_a_child_the_api_server_refuses_to_create_is_an_outcome_not_a_loop(
+    api_client: client.ApiClient,
+    isolated_namespace: str,
+    hostile_site: DemoSite,
+    start_operator: Callable[..., OperatorProcess],
+) -> None:
+    client.CoreV1Api(api_client).create_namespaced_resource_quota(
+        isolated_namespace,
+        client.V1ResourceQuota(
+            metadata=client.V1ObjectMeta(name="tight"),
+            spec=client.V1ResourceQuotaSpec(hard={"count/httptasks.durablesearch.dev": "1"}),
+        ),
+    )
+    time.sleep(2)  # the quota controller fills in its usage
+    start_operator(isolated_namespace, "--allow-cidr=127.0.0.0/8")
+    searches = Searches(api_client, isolated_namespace)
+    url = f"{hostile_site.base}/echo?key={isolated_namespace}-{{query}}"
+    name = searches.create(
+        {"query": "q", "providers": [{"name": "a", "url": url}, {"name": "b", "url": url}]}
+    )
+    body = searches.wait(name)
+    assert body["status"]["phase"] == "Completed"
+    outcomes = sorted(r["outcome"] for r in body["status"]["results"])
+    assert outcomes == ["Invalid", "Succeeded"]
+    refused = next(r for r in body["status"]["results"] if r["outcome"] == "Invalid")
+    assert "exceeded quota" in refused["message"]

@@ -24,8 +24,9 @@ from durable_search.controller.metrics import METRICS
 from durable_search.controller.store import Key, ObjectStore
 from durable_search.engine import fanin, search
 from durable_search.engine.fanout import SearchRef, child_manifest, owned_by, plan_results
-from durable_search.errors import ConflictError, NotFoundError
+from durable_search.errors import ConflictError, NotFoundError, RefusedError
 from durable_search.kube.api import KubeApi
+from durable_search.kube.client import ApiError
 from durable_search.kube.objects import spec_version, without_bookkeeping
 
 logger = logging.getLogger("durable_search.search")
@@ -110,9 +111,11 @@ async def _start(
     planned = fanin.start(
         body.get("status") or {}, plan_results(ref, spec, resolved), generation, now
     )
-    await asyncio.gather(
+    written, refused = await asyncio.gather(
         _write(ctx, body, planned), _create_children(ctx, ref, spec, resolved, planned, now)
     )
+    if refused and written is not None:
+        await _write(ctx, written, fanin.children_refused(planned, refused))
 
 
 async def _resolve(
@@ -147,26 +150,41 @@ async def _create_children(
     resolved: Mapping[str, ProviderSpec | None],
     status: Mapping[str, Any],
     now: dt.datetime,
-) -> None:
+) -> dict[str, str]:
+    """Create the children; the API server's refusals by child name (a quota, a policy)."""
     started = parse_time(status.get("startTime")) or now
-    creations = [
-        _create_child(ctx, child_manifest(ref, spec, provider, started=started, now=now))
+    manifests = [
+        child_manifest(ref, spec, provider, started=started, now=now)
         for provider in resolved.values()
         if provider is not None
     ]
-    await asyncio.gather(*creations)
+    refusals = await asyncio.gather(*(_create_child(ctx, m) for m in manifests))
+    return {
+        m["metadata"]["name"]: refusal
+        for m, refusal in zip(manifests, refusals, strict=True)
+        if refusal is not None
+    }
 
 
-async def _create_child(ctx: SearchContext, manifest: Mapping[str, Any]) -> None:
+async def _create_child(ctx: SearchContext, manifest: Mapping[str, Any]) -> str | None:
+    """Create one child; the API server's reason when it refuses to (never to be retried)."""
     namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
-    created = await ctx.api.create(HTTPTASK_PLURAL, namespace, manifest)
+    try:
+        created = await ctx.api.create(HTTPTASK_PLURAL, namespace, manifest)
+    except RefusedError as error:
+        return error.message
+    except ApiError as error:
+        if error.status != 403:  # 403: a quota or an admission policy; the rest may pass
+            raise
+        return error.message
     if created is not None:
         METRICS.children_created.inc()
         await ctx.child_created(created)
-        return
+        return None
     # The name is taken: ours from before a restart, or someone else's (checked by owner uid).
     with contextlib.suppress(NotFoundError):
         ctx.tasks.put(without_bookkeeping(await ctx.api.get(HTTPTASK_PLURAL, namespace, name)))
+    return None
 
 
 def _children_of(ctx: SearchContext, ref: SearchRef, status: Mapping[str, Any]) -> search.Children:
@@ -215,10 +233,11 @@ async def _recover(
         return
     providers = [r["name"] for r in status.get("results") or () if r.get("httpTaskName") in missing]
     resolved = await _resolve(ctx.api, ref.namespace, spec, names=providers)
-    await _create_children(ctx, ref, spec, resolved, status, now)
+    refused = await _create_children(ctx, ref, spec, resolved, status, now)
     vanished = {name for name, provider in resolved.items() if provider is None}
-    if vanished:
-        await _write(ctx, body, fanin.providers_vanished(status, vanished))
+    if vanished or refused:
+        updated = fanin.children_refused(fanin.providers_vanished(status, vanished), refused)
+        await _write(ctx, body, updated)
 
 
 async def _terminate_children(

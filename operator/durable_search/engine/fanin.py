@@ -23,6 +23,7 @@ from durable_search.api.constants import (
     SearchPhase,
 )
 from durable_search.api.timestamps import format_duration, format_time, parse_time
+from durable_search.engine.bounds import MESSAGE_MAX, cut
 from durable_search.engine.conditions import set_condition
 from durable_search.engine.httptask import result_summary
 
@@ -140,6 +141,26 @@ def providers_vanished(status: Mapping[str, Any], names: Collection[str]) -> Sta
             "message": f'SearchProvider "{r["name"]}" was deleted before its request was made',
         }
         if r["name"] in names and not r.get("outcome")
+        else r
+        for r in status.get("results") or ()
+    ]
+    return {**status, "results": results, "progress": progress_of(results)}
+
+
+def children_refused(status: Mapping[str, Any], refused: Mapping[str, str]) -> Status:
+    """Children the API server refused to create (a quota, a policy): those providers are
+    Invalid with its reason, instead of being created again and again."""
+    results = [
+        {
+            **r,
+            "outcome": Outcome.INVALID.value,
+            "message": cut(
+                f"{Reason.INVALID_REQUEST}: the API server refused the HttpTask: "
+                f"{refused[r['httpTaskName']]}",
+                MESSAGE_MAX,
+            ),
+        }
+        if r.get("httpTaskName") in refused and not r.get("outcome")
         else r
         for r in status.get("results") or ()
     ]
