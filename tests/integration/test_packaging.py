@@ -96,7 +96,8 @@ def test_helm_lint_and_every_option_renders(helm: str) -> None:
     kinds = sorted(d["kind"] for d in everything if d)
     # The operator's ClusterRole (clusterWide) and the one reading the admission policies.
     assert kinds.count("ClusterRole") == 2 and kinds.count("NetworkPolicy") == 3
-    assert kinds.count("ValidatingAdmissionPolicy") == 3 and kinds.count("ResourceQuota") == 1
+    # Three credential policies and two that keep specs immutable.
+    assert kinds.count("ValidatingAdmissionPolicy") == 5 and kinds.count("ResourceQuota") == 1
     assert kinds.count("SearchProvider") == 4
     operator = next(
         d
@@ -487,12 +488,15 @@ def test_the_charts_admission_objects_are_the_static_policies_and_the_api_server
         "apiAudiences": "https://issuer.example",
     }
     for binding in _documents(rendered, "ValidatingAdmissionPolicyBinding"):
-        assert binding["spec"]["paramRef"]["namespace"] == ns
+        if binding["metadata"]["name"].startswith("durable-search-immutable-"):
+            assert "paramRef" not in binding["spec"]  # no parameter: nothing to fail closed on
+        else:
+            assert binding["spec"]["paramRef"]["namespace"] == ns
     # The API server compiles every expression on a (dry-run) create: the chart's copy is valid.
     admission_objects = _documents(
         rendered, "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ConfigMap"
     )
-    assert len(admission_objects) == 7
+    assert len(admission_objects) == 11
     dry = kubectl.run(
         "apply",
         "--server-side",

@@ -68,3 +68,22 @@ def test_the_default_parameter_names_the_charts_operator_and_the_default_audienc
     users, audiences = admission.parse_params(params["data"])
     assert users == {"system:serviceaccount:durable-search:durable-search-operator"}
     assert audiences == set(admission.DEFAULT_API_AUDIENCES)
+
+
+def test_the_immutability_policies_freeze_every_spec_field_but_terminate() -> None:
+    crds = all_crds()
+    for plural, fields in policies.FROZEN_FIELDS.items():
+        spec = crds[f"{plural}.yaml"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+        properties = set(spec["properties"]["spec"]["properties"])
+        assert properties - set(fields) == {"terminate"}, plural
+    for each in policies.immutability_policies():
+        rules = each["spec"]["matchConstraints"]["resourceRules"]
+        assert rules[0]["operations"] == ["UPDATE"]  # not status: the policy skips those writes
+        assert "paramKind" not in each["spec"]
+
+
+def test_no_crd_rule_runs_on_status_writes_by_comparing_with_the_old_object() -> None:
+    # A transition rule (oldSelf) on spec is evaluated on every status write of the object.
+    for name, crd in all_crds().items():
+        assert "oldSelf" not in str(crd), name
+        assert "'default'" not in str(crd), name  # defaults: api.models applies them

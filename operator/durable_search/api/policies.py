@@ -356,8 +356,92 @@ def policy(kind: Kind) -> Document:
     }
 
 
+# Fields that never change once an object exists (terminate changes once, false to true).
+FROZEN_FIELDS: dict[str, tuple[str, ...]] = {
+    HTTPTASK_PLURAL: (
+        "request",
+        "deadlineSeconds",
+        "attemptTimeoutSeconds",
+        "retry",
+        "async",
+        "redirects",
+        "response",
+    ),
+    SEARCH_PLURAL: (
+        "query",
+        "providers",
+        "providerRefs",
+        "deadlineSeconds",
+        "overrides",
+        "ttlSecondsAfterFinished",
+    ),
+}
+IMMUTABLE = {plural: f"durable-search-immutable-{plural}" for plural in FROZEN_FIELDS}
+
+
+def immutability_policy(plural: str) -> Document:
+    """The spec is immutable but for a one-way ``terminate``.
+
+    An admission policy, not CRD transition rules: a CRD rule on ``spec`` runs on every write
+    of the object, status writes included (the operator's hot path), where nothing in ``spec``
+    can change; a policy bound to the main resource runs only when someone updates the object.
+    """
+    kind = "HttpTask" if plural == HTTPTASK_PLURAL else "Search"
+    same = " && ".join(f"object.spec.?{f} == oldObject.spec.?{f}" for f in FROZEN_FIELDS[plural])
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicy",
+        "metadata": {"name": IMMUTABLE[plural], "labels": dict(LABELS)},
+        "spec": {
+            "failurePolicy": "Fail",
+            "matchConstraints": {
+                "resourceRules": [
+                    {
+                        "apiGroups": [GROUP],
+                        "apiVersions": [API_VERSION],
+                        "operations": ["UPDATE"],
+                        "resources": [plural],
+                    }
+                ]
+            },
+            "validations": [
+                {
+                    "expression": same,
+                    "message": f"{kind} spec is immutable: only terminate may change (from "
+                    "false to true)",
+                    "reason": "Invalid",
+                },
+                {
+                    "expression": "!oldObject.spec.?terminate.orValue(false) || "
+                    "object.spec.?terminate.orValue(false)",
+                    "message": "terminate cannot be set back to false",
+                    "reason": "Invalid",
+                },
+            ],
+        },
+    }
+
+
+def immutability_binding(plural: str) -> Document:
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingAdmissionPolicyBinding",
+        "metadata": {"name": IMMUTABLE[plural], "labels": dict(LABELS)},
+        "spec": {"policyName": IMMUTABLE[plural], "validationActions": ["Deny"]},
+    }
+
+
 def policies() -> list[Document]:
+    """The three credential policies (the operator checks these exist)."""
     return [policy(kind) for kind in KINDS]
+
+
+def immutability_policies() -> list[Document]:
+    return [immutability_policy(plural) for plural in FROZEN_FIELDS]
+
+
+def immutability_bindings() -> list[Document]:
+    return [immutability_binding(plural) for plural in FROZEN_FIELDS]
 
 
 def binding(policy_name: str, param_namespace: str) -> Document:
@@ -431,8 +515,8 @@ def default_params() -> Document:
 def files() -> dict[str, str]:
     """``manifests/policies/``: the policies, their bindings, and the default parameter."""
     return {
-        POLICIES_FILE: render(policies(), HEADER),
-        BINDINGS_FILE: render(bindings(), HEADER),
+        POLICIES_FILE: render([*policies(), *immutability_policies()], HEADER),
+        BINDINGS_FILE: render([*bindings(), *immutability_bindings()], HEADER),
         PARAMS_FILE: render([default_params()], PARAMS_HEADER),
     }
 

@@ -8,6 +8,7 @@ cost), and the defaults come from ``api.models``.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -107,24 +108,9 @@ def timestamp(description: str) -> Schema:
     return string(description, 64, format="date-time")
 
 
-def immutable(schema: Schema, what: str) -> Schema:
-    rules = [
-        *schema.get("x-kubernetes-validations", []),
-        {"rule": "self == oldSelf", "message": f"{what} is immutable"},
-    ]
-    return {**schema, "x-kubernetes-validations": rules}
-
-
 def one_way_terminate(description: str) -> Schema:
-    return boolean(
-        description,
-        default=False,
-        **{
-            "x-kubernetes-validations": [
-                {"rule": "self || !oldSelf", "message": "terminate cannot be set back to false"}
-            ]
-        },
-    )
+    """One-way, checked by the same policy (``self || !oldSelf`` would run on status writes)."""
+    return boolean(description, default=False)
 
 
 # -- shared sub-schemas ---------------------------------------------------------------------
@@ -365,72 +351,60 @@ def httptask_spec() -> Schema:
         "A durable HTTP call: retries, 202 polling, deadlines, bounded bodies. The spec is "
         "immutable except terminate.",
         {
-            "request": immutable(request, "spec.request"),
-            "deadlineSeconds": immutable(
-                integer(
-                    "Deadline for the whole task (first call, polls and retries) from creation.",
-                    1,
-                    86400,
-                    default=120,
-                ),
-                "spec.deadlineSeconds",
+            "request": request,
+            "deadlineSeconds": integer(
+                "Deadline for the whole task (first call, polls and retries) from creation.",
+                1,
+                86400,
+                default=120,
             ),
-            "attemptTimeoutSeconds": immutable(
-                integer(
-                    "Timeout of each attempt or poll, redirects and body included.",
-                    1,
-                    3600,
-                    default=30,
-                ),
-                "spec.attemptTimeoutSeconds",
+            "attemptTimeoutSeconds": integer(
+                "Timeout of each attempt or poll, redirects and body included.",
+                1,
+                3600,
+                default=30,
             ),
-            "retry": immutable(retry_schema(), "spec.retry"),
-            "async": immutable(
-                obj(
-                    "Durable's 202 pattern: a 202 with Location is followed by GETs of that URL, "
-                    "waiting Retry-After (clamped to the interval bounds), until a non-202 answer.",
-                    {
-                        "enabled": boolean("Follow 202 + Location.", default=d.enabled),
-                        "minPollIntervalSeconds": number(
-                            "Shortest wait between polls.",
-                            0,
-                            3600,
-                            default=d.min_poll_interval_seconds,
-                        ),
-                        "maxPollIntervalSeconds": number(
-                            "Longest wait between polls.",
-                            0,
-                            86400,
-                            default=d.max_poll_interval_seconds,
-                        ),
-                        "maxPolls": integer(
-                            "Polls before giving up (outcome TimedOut).",
-                            1,
-                            10000,
-                            default=d.max_polls,
-                        ),
-                    },
-                    rules=(
-                        (
-                            "!has(self.minPollIntervalSeconds) || "
-                            "!has(self.maxPollIntervalSeconds) || "
-                            "self.minPollIntervalSeconds <= self.maxPollIntervalSeconds",
-                            "minPollIntervalSeconds must not exceed maxPollIntervalSeconds",
-                        ),
+            "retry": retry_schema(),
+            "async": obj(
+                "Durable's 202 pattern: a 202 with Location is followed by GETs of that URL, "
+                "waiting Retry-After (clamped to the interval bounds), until a non-202 answer.",
+                {
+                    "enabled": boolean("Follow 202 + Location.", default=d.enabled),
+                    "minPollIntervalSeconds": number(
+                        "Shortest wait between polls.",
+                        0,
+                        3600,
+                        default=d.min_poll_interval_seconds,
                     ),
-                    default={},
+                    "maxPollIntervalSeconds": number(
+                        "Longest wait between polls.",
+                        0,
+                        86400,
+                        default=d.max_poll_interval_seconds,
+                    ),
+                    "maxPolls": integer(
+                        "Polls before giving up (outcome TimedOut).",
+                        1,
+                        10000,
+                        default=d.max_polls,
+                    ),
+                },
+                rules=(
+                    (
+                        "!has(self.minPollIntervalSeconds) || "
+                        "!has(self.maxPollIntervalSeconds) || "
+                        "self.minPollIntervalSeconds <= self.maxPollIntervalSeconds",
+                        "minPollIntervalSeconds must not exceed maxPollIntervalSeconds",
+                    ),
                 ),
-                "spec.async",
+                default={},
             ),
-            "redirects": immutable(
-                obj(
-                    "Redirect handling.",
-                    {"max": integer("Redirects followed per request (0: none).", 0, 20, default=5)},
-                    default={},
-                ),
-                "spec.redirects",
+            "redirects": obj(
+                "Redirect handling.",
+                {"max": integer("Redirects followed per request (0: none).", 0, 20, default=5)},
+                default={},
             ),
-            "response": immutable(response_schema(), "spec.response"),
+            "response": response_schema(),
             "terminate": one_way_terminate("Set to true to stop the task; it cannot be undone."),
         },
         required=("request",),
@@ -504,11 +478,6 @@ def search_spec() -> Schema:
         required=("name", "url"),
     )
     d = models.SearchSpec(query="")
-    same = "has(self.{f}) == has(oldSelf.{f}) && (!has(self.{f}) || self.{f} == oldSelf.{f})"
-    frozen = " && ".join(
-        same.format(f=f)
-        for f in ("providers", "providerRefs", "overrides", "ttlSecondsAfterFinished")
-    )
     return obj(
         "A search: one query fanned out to several providers. The spec is immutable except "
         "terminate (false to true).",
@@ -545,13 +514,6 @@ def search_spec() -> Schema:
             ),
         },
         required=("query",),
-        rules=(
-            (
-                "self.query == oldSelf.query && self.deadlineSeconds == oldSelf.deadlineSeconds && "
-                + frozen,
-                "spec is immutable: only terminate may change (from false to true)",
-            ),
-        ),
     )
 
 
@@ -596,6 +558,25 @@ def provider_spec() -> Schema:
     )
 
 
+def documented_defaults(schema: Any) -> Any:
+    """``schema`` with every ``default`` moved into its description (``Default: 3.``).
+
+    The operator applies the same defaults when it reads a spec (``api.models``), so the API
+    server need not: defaulting on every read and write made each write of our kinds about
+    60% dearer than a schema-less one (``bench/compare.py``), and stored objects larger.
+    """
+    if isinstance(schema, list):
+        return [documented_defaults(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out = {k: documented_defaults(v) for k, v in schema.items() if k != "default"}
+    if "default" in schema and schema["default"] not in ({}, [], None):
+        value = schema["default"]
+        text = ", ".join(map(str, value)) if isinstance(value, list) else json.dumps(value)
+        out["description"] = f"{schema.get('description', '').rstrip()} Default: {text}.".strip()
+    return out
+
+
 def crd(
     kind: str,
     plural: str,
@@ -605,7 +586,7 @@ def crd(
     columns: list[dict[str, Any]],
     description: str,
 ) -> dict[str, Any]:
-    properties: dict[str, Schema] = {"spec": spec}
+    properties: dict[str, Schema] = {"spec": documented_defaults(spec)}
     if status is not None:
         properties["status"] = status
     version: dict[str, Any] = {

@@ -21,7 +21,13 @@ import yaml
 
 from durable_search.api.admission import LOCAL_PARAM_NAMESPACE, MAX_DISTINCT_SECRETS
 from durable_search.api.constants import API_VERSION, HTTPTASK_KIND, PROVIDER_KIND, SEARCH_KIND
-from durable_search.api.policies import bindings, params_configmap, policies
+from durable_search.api.policies import (
+    bindings,
+    immutability_bindings,
+    immutability_policies,
+    params_configmap,
+    policies,
+)
 from durable_search.cluster.pki import ADMIN_USER
 
 Document = dict[str, Any]
@@ -42,7 +48,9 @@ def admission_documents(
         {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
         params_configmap(namespace, operator_users, api_audiences),
         *policies(),
+        *immutability_policies(),
         *bindings(namespace),
+        *immutability_bindings(),
     ]
 
 
