@@ -20,6 +20,8 @@ from pathlib import Path
 
 from kubernetes import client, config
 
+from durable_search.api.admission import LOCAL_PARAM_NAMESPACE
+from durable_search.cluster import admission
 from durable_search.cluster.controlplane import ControlPlane
 from durable_search.cluster.pki import Pki
 from tests.support.demo import DemoSite
@@ -59,6 +61,29 @@ class Environment:
         return counts
 
 
+def _install_admission(plane: ControlPlane, kubectl: list[str]) -> None:
+    """The admission policies, as the chart installs them: they cost the API server CPU on
+    every create and spec update, so the figures include them."""
+    state = plane.state()
+    assert state is not None
+    documents = admission.render(admission.local_admission(state.server))
+    subprocess.run(
+        [*kubectl, "apply", "-f", "-"], input=documents, text=True, check=True, capture_output=True
+    )
+
+    def dry_run_create(manifest: str) -> str:
+        result = subprocess.run(
+            [*kubectl, "create", "--dry-run=server", "-f", "-"],
+            input=manifest,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return result.stdout + result.stderr
+
+    admission.wait_until_enforced(dry_run_create, LOCAL_PARAM_NAMESPACE)
+
+
 @contextlib.contextmanager
 def environment(
     namespace: str = "bench", operator_args: tuple[str, ...] = ()
@@ -81,6 +106,7 @@ def environment(
             subprocess.run(
                 [*kubectl, "create", "namespace", namespace], check=True, capture_output=True
             )
+            _install_admission(plane, kubectl)
             api = config.new_client_from_config(config_file=str(plane.kubeconfig))
             site = DemoSite().start()
             operator = OperatorProcess(
