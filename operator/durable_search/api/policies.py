@@ -100,6 +100,13 @@ HTTPTASKS = Kind(
             "request-created-or-changed",
             "request.operation == 'CREATE' || object.spec.request != oldObject.spec.request",
         ),
+        # Most tasks name no credential at all: skip the rest of the policy for them (it runs
+        # on every create, the operator's fan-out included).
+        (
+            "names-a-credential",
+            "has(object.spec.request.auth) || (has(object.spec.request.headers)"
+            " && object.spec.request.headers.exists(h, has(h.valueFrom)))",
+        ),
     ),
     preamble=(("request", "object.spec.request"),),
     secret_sources=(
@@ -139,6 +146,11 @@ SEARCHES = Kind(
     conditions=(
         ("has-inline-providers", "has(object.spec.providers)"),
         (
+            "names-a-secret",
+            "object.spec.providers.exists(p, has(p.headers)"
+            " && p.headers.exists(h, has(h.valueFrom)))",
+        ),
+        (
             "providers-created-or-changed",
             "request.operation == 'CREATE' || !has(oldObject.spec.providers)"
             " || object.spec.providers != oldObject.spec.providers",
@@ -164,6 +176,10 @@ SEARCHPROVIDERS = Kind(
         (
             "spec-created-or-changed",
             "request.operation == 'CREATE' || object.spec != oldObject.spec",
+        ),
+        (
+            "names-a-secret",
+            "has(object.spec.headers) && object.spec.headers.exists(h, has(h.valueFrom))",
         ),
     ),
     preamble=(),
