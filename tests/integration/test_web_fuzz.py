@@ -75,7 +75,13 @@ def run_schemathesis(
         "no_proxy": "*",
     }
     return subprocess.run(
-        command, capture_output=True, text=True, timeout=300, check=False, env=env
+        command,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=env,
+        cwd=tmp_path,  # its crash cache (.schemathesis/) stays out of the repository
     )
 
 
