@@ -94,8 +94,9 @@ def test_helm_lint_and_every_option_renders(helm: str) -> None:
         )
     )
     kinds = sorted(d["kind"] for d in everything if d)
-    # The operator's ClusterRole (clusterWide) and the one reading the admission policies.
-    assert kinds.count("ClusterRole") == 2 and kinds.count("NetworkPolicy") == 3
+    # The operator's (cluster-wide), the one reading the admission policies, and the web's
+    # tokenreviews one (client mode).
+    assert kinds.count("ClusterRole") == 3 and kinds.count("NetworkPolicy") == 3
     # Three credential policies and two that keep specs immutable.
     assert kinds.count("ValidatingAdmissionPolicy") == 5 and kinds.count("ResourceQuota") == 1
     assert kinds.count("SearchProvider") == 4
@@ -109,6 +110,61 @@ def test_helm_lint_and_every_option_renders(helm: str) -> None:
     assert "--watcher-base-url=http://durable-search-web.ns.svc:80" in args
     assert not any(a.startswith("--allow-host=durable-search-web") for a in args)
     assert operator["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def web_parts(rendered: str) -> tuple[list[str], list[dict[str, object]]]:
+    """The web container's args, and every cluster-scoped RBAC object, of a rendering."""
+    documents = [d for d in yaml.safe_load_all(rendered) if d]
+    web = next(
+        d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-web")
+    )
+    cluster_rbac = [d for d in documents if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    return web["spec"]["template"]["spec"]["containers"][0]["args"], cluster_rbac
+
+
+def test_the_web_limits_render_and_client_mode_alone_may_review_tokens(helm: str) -> None:
+    args, cluster_rbac = web_parts(template(helm, "ns"))
+    for expected in (
+        "--default-ttl-seconds=86400",
+        "--start-rate=5",
+        "--start-burst=20",
+        "--max-long-polls=10000",
+        "--watcher-user=system:serviceaccount:ns:durable-search-operator",
+    ):
+        assert expected in args, args
+    assert not any(a.startswith("--trusted-proxy") for a in args)
+    assert cluster_rbac == []  # serviceaccount mode: nothing cluster-wide
+    args, cluster_rbac = web_parts(
+        template(
+            helm,
+            "ns",
+            "web.auth=client",
+            "web.trustedProxies={10.0.0.0/8,192.168.0.0/16}",
+            "web.defaultTtlSeconds=0",
+            "web.startRate=0.5",
+            "web.startBurst=2",
+            "web.maxLongPolls=50",
+        )
+    )
+    for expected in (
+        "--auth=client",
+        "--trusted-proxy=10.0.0.0/8",
+        "--trusted-proxy=192.168.0.0/16",
+        "--default-ttl-seconds=0",
+        "--start-rate=0.5",
+        "--start-burst=2",
+        "--max-long-polls=50",
+    ):
+        assert expected in args, args
+    role = next(d for d in cluster_rbac if d["kind"] == "ClusterRole")
+    assert role["rules"] == [
+        {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]}
+    ]
+    binding = next(d for d in cluster_rbac if d["kind"] == "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == role["metadata"]["name"]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": "durable-search-web", "namespace": "ns"}
+    ]
 
 
 def test_the_kustomize_base_is_the_chart_rendered_with_its_defaults(helm: str) -> None:

@@ -19,7 +19,7 @@ from kubernetes import client
 from durable_search.api.constants import GROUP, HTTPTASK_PLURAL, PROVIDER_PLURAL, VERSION
 from durable_search.api.timestamps import parse_time
 from tests.support.demo import DemoSite
-from tests.support.fixtures import Kubectl
+from tests.support.fixtures import PROXY_ADDRESS, Kubectl
 from tests.support.processes import WebProcess
 from tests.support.searches import create_provider
 from tests.support.waiting import eventually
@@ -99,17 +99,21 @@ def test_start_answers_202_with_the_status_location_and_the_sample_uris(
     assert body["resultGetUri"] == f"{base}/result"
     assert body["terminatePostUri"] == f"{base}/terminate"
     assert body["purgeHistoryDeleteUri"] == base
-    # URLs derive from the request: a proxy's forwarded host and prefix are honoured.
-    proxied = http.post(
-        "/api/searches",
-        json={"query": "x", "providers": [fast]},
-        headers={
-            "X-Forwarded-Host": "search.example",
-            "X-Forwarded-Proto": "https",
-            "X-Forwarded-Prefix": "/durable",
-        },
-    )
+    # URLs derive from the request: a (trusted) proxy's forwarded host and prefix are honoured.
+    forwarded = {
+        "X-Forwarded-Host": "search.example",
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Prefix": "/durable",
+    }
+    proxy_transport = httpx.HTTPTransport(local_address=PROXY_ADDRESS)
+    with httpx.Client(base_url=web.base, trust_env=False, transport=proxy_transport) as proxy:
+        proxied = proxy.post(
+            "/api/searches", json={"query": "x", "providers": [fast]}, headers=forwarded
+        )
     assert proxied.json()["statusQueryGetUri"].startswith("https://search.example/durable/api/")
+    # ...and only a trusted proxy's: from anyone else they are ignored.
+    direct = http.post("/api/searches", json={"query": "x", "providers": [fast]}, headers=forwarded)
+    assert direct.json()["statusQueryGetUri"].startswith(f"{web.base}/api/")
 
 
 def test_status_is_202_while_running_and_200_once_finished(http: httpx.Client, slow: str) -> None:
@@ -373,6 +377,58 @@ def test_unknown_routes_wrong_methods_and_bad_timeouts(http: httpx.Client) -> No
     assert http.get("/api/searches/s-x", params={"timeoutSeconds": "61"}).status_code == 400
     assert http.get("/api/searches/s-x", params={"timeoutSeconds": "soon"}).status_code == 400
     assert http.get("/api/searches/Bad_Name").status_code == 404
+
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "request_args", "status"),
+    [
+        ("GET", "/api/searches", {"params": {"top": "\u00b2"}}, 400),  # '²'.isdigit() is True
+        ("GET", "/api/searches", {"params": {"top": "\uff11\uff10"}}, 400),  # fullwidth 10
+        ("GET", "/api/searches", {"params": {"top": "1" * 5000}}, 400),
+        ("GET", "/api/searches/s-x", {"params": {"timeoutSeconds": "1_0"}}, 400),
+        ("GET", "/api/searches/s-x", {"params": {"timeoutSeconds": "\u0663"}}, 400),
+        ("GET", "/api/searches/s-x", {"params": {"timeoutSeconds": "nan"}}, 400),
+        ("GET", "/api/searches/s-x%0A", {}, 404),
+        ("POST", "/api/searches", {"content": b"[" * 15000, "headers": JSON}, 400),
+        ("POST", "/api/searches", {"content": b'{"a":' * 3000, "headers": JSON}, 400),
+        ("POST", "/api/searches", {"content": b'{"query": "\xff"}', "headers": JSON}, 400),
+        (
+            "POST",
+            "/api/searches",
+            {
+                "content": b'{"query": "x"}',
+                "headers": {"Content-Type": "application/json; charset=no-such-charset"},
+            },
+            415,
+        ),
+        ("POST", "/api/searches", {"json": {"query": "x", "providers": ["p\n"]}}, 400),
+        ("POST", "/api/searches", {"json": {"query": "x", "watcher": None}}, 400),
+        ("POST", "/api/searches", {"content": b"1" * 5000, "headers": JSON}, 400),
+    ],
+)
+def test_malformed_input_gets_a_4xx_problem_never_a_500(
+    http: httpx.Client, method: str, path: str, request_args: dict[str, Any], status: int
+) -> None:
+    response = http.request(method, path, **request_args)
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith(PROBLEM)
+    assert response.json()["detail"]
+
+
+def test_web_started_searches_carry_the_default_ttl(
+    http: httpx.Client, api_client: client.ApiClient, web_namespace: str, fast: str
+) -> None:
+    custom = client.CustomObjectsApi(api_client)
+    started = start(http, "kept a day", [fast], watcher=False)
+    compat = http.get("/api/StartSearch", params={"q": "kept a day"}).json()["id"]
+    for search_id in (started, compat):
+        body = custom.get_namespaced_custom_object(
+            GROUP, VERSION, web_namespace, "searches", search_id
+        )
+        assert body["spec"]["ttlSecondsAfterFinished"] == 86400
 
 
 def test_page_health_readiness_metrics_and_openapi(http: httpx.Client) -> None:

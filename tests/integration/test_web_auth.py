@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 from kubernetes import client
 
+from tests.support.demo import DemoSite
 from tests.support.fixtures import Kubectl
 from tests.support.processes import OperatorProcess, WebProcess
+from tests.support.searches import Searches
+
+PROBLEM = "application/problem+json"
 
 
 @pytest.fixture
@@ -57,6 +62,13 @@ def test_client_mode_authenticates_and_authorizes_each_caller(
         ("create,get", "httptasks.durablesearch.dev"),
         ("get,list", "searchproviders.durablesearch.dev"),
     )
+    starter = token_for(
+        kubectl,
+        namespace,
+        "starter",
+        ("create", "searches.durablesearch.dev"),
+        ("create", "httptasks.durablesearch.dev"),
+    )
     with httpx.Client(base_url=client_auth_web.base, trust_env=False, timeout=30) as http:
         anonymous = http.get("/api/searches")
         assert anonymous.status_code == 401
@@ -74,17 +86,29 @@ def test_client_mode_authenticates_and_authorizes_each_caller(
         assert http.get("/api/searches", headers=as_reader).status_code == 200
         refused = http.post("/api/searches", json={"query": "x"}, headers=as_reader)
         assert refused.status_code == 403
-        assert "forbidden" in refused.json()["detail"].lower()
+        # Refused before anything is looked up or written (the route declares `create`).
+        assert "not allowed to create searches" in refused.json()["detail"]
+        # What the web does read or write goes with the caller's token: the starter may start
+        # but not read SearchProviders (the web service itself may), and the API server says so.
+        as_starter = {"Authorization": f"Bearer {starter}"}
+        unread = http.post(
+            "/api/searches", json={"query": "x", "providers": ["any"]}, headers=as_starter
+        )
+        assert unread.status_code == 403, unread.text
+        assert "forbidden" in unread.json()["detail"].lower()
 
         as_writer = {"Authorization": f"Bearer {writer}"}
         started = http.post("/api/searches", json={"query": "mine"}, headers=as_writer)
         assert started.status_code == 202, started.text
         search_id = started.json()["id"]
-        # The reader's refused POST above shows writes carry the caller's identity.
+        # The starter's refused POST above shows API calls carry the caller's identity.
         body = client.CustomObjectsApi(api_client).get_namespaced_custom_object(
             "durablesearch.dev", "v1alpha1", namespace, "searches", search_id
         )
-        assert body["spec"] == {"query": "mine"}  # defaults are applied by the operator, not stored
+        assert body["spec"] == {
+            "query": "mine",
+            "ttlSecondsAfterFinished": 86400,  # --default-ttl-seconds; no schema defaults
+        }
         status = http.get(f"/api/searches/{search_id}", headers=as_reader)
         assert status.status_code in (200, 202)
         assert (
@@ -93,3 +117,178 @@ def test_client_mode_authenticates_and_authorizes_each_caller(
             ).status_code
             == 403
         )
+
+
+# -- authorize first, on every route ---------------------------------------------------------
+
+
+@pytest.fixture
+def start_client_web(
+    crds: None, kubeconfig: Path, namespace: str, operator: OperatorProcess, tmp_path: Path
+) -> Iterator[Callable[..., WebProcess]]:
+    started: list[WebProcess] = []
+
+    def start(*args: str) -> WebProcess:
+        log = tmp_path / f"web-{len(started)}.log"
+        process = WebProcess(kubeconfig, log, namespace, ["--auth=client", *args])
+        started.append(process)
+        return process.start()
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+def finished_and_running_searches(searches: Searches, demo_site: DemoSite) -> tuple[str, str]:
+    """A Failed Search (no providers at all) and one whose only provider never answers."""
+    finished = searches.create({"query": "done", "providerRefs": ["nobody-has-this"]})
+    running = searches.create(
+        {"query": "busy", "providers": [{"name": "p", "url": demo_site.url("auth-stuck", hang=1)}]}
+    )
+    searches.wait(finished)
+    searches.wait(running, until=lambda b: (b.get("status") or {}).get("phase") == "Running")
+    return finished, running
+
+
+def test_client_mode_authorizes_before_any_lookup_so_strangers_learn_nothing(
+    client_auth_web: WebProcess,
+    kubectl: Kubectl,
+    namespace: str,
+    searches: Searches,
+    demo_site: DemoSite,
+) -> None:
+    finished, running = finished_and_running_searches(searches, demo_site)
+    nobody = token_for(kubectl, namespace, "stranger")
+    routes = [
+        ("GET", "/api/searches/{id}"),
+        ("GET", "/api/searches/{id}?timeoutSeconds=5"),
+        ("GET", "/api/searches/{id}/result"),
+        ("GET", "/api/searches/{id}/results/p"),
+        ("GET", "/api/searches/{id}/watcher"),
+        ("POST", "/api/searches/{id}/terminate"),
+        ("DELETE", "/api/searches/{id}"),
+        ("GET", "/api/GetResult?id={id}"),
+    ]
+    credentials: list[tuple[dict[str, str], int]] = [
+        ({}, 401),
+        ({"Authorization": "Bearer not-a-token"}, 401),
+        ({"Authorization": "Basic dXNlcjpwYXNz"}, 401),
+        ({"Authorization": f"Bearer {nobody}"}, 403),
+    ]
+    with httpx.Client(base_url=client_auth_web.base, trust_env=False, timeout=30) as http:
+        for method, template in routes:
+            for headers, status in credentials:
+                answers = set()
+                for search_id in (finished, running, "s-000000000000", "Not_A_Name"):
+                    response = http.request(method, template.format(id=search_id), headers=headers)
+                    assert response.status_code == status, (method, template, search_id, headers)
+                    assert response.headers["Content-Type"].startswith(PROBLEM)
+                    answers.add(response.json()["detail"].replace(search_id, "ID"))
+                # The same answer whether the Search exists, is finished, running or absent.
+                assert len(answers) == 1, (method, template, answers)
+    assert searches.get(running)["spec"]["terminate"] is False
+    assert searches.get(finished)
+
+
+def authentication_errors(kubectl: Kubectl) -> float:
+    """Bearer tokens the API server could not authenticate, so far."""
+    for line in kubectl("get", "--raw", "/metrics").splitlines():
+        if line.startswith('authentication_attempts{result="error"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_client_mode_caches_an_unauthenticated_token_briefly(
+    client_auth_web: WebProcess, kubectl: Kubectl
+) -> None:
+    junk = {"Authorization": f"Bearer junk-{uuid.uuid4().hex}"}
+    before = authentication_errors(kubectl)
+    with httpx.Client(base_url=client_auth_web.base, trust_env=False, timeout=30) as http:
+        for path in ["/api/searches", "/api/searches/s-000000000000", "/api/providers"] * 7:
+            assert http.get(path, headers=junk).status_code == 401
+    # One review for the token, not one per request (every junk token costs the API server).
+    assert authentication_errors(kubectl) - before <= 1
+
+
+def test_client_mode_metrics_need_a_token_allowed_to_get_metrics(
+    client_auth_web: WebProcess, kubectl: Kubectl, namespace: str
+) -> None:
+    nobody = token_for(kubectl, namespace, "no-metrics")
+    scraper = token_for(kubectl, namespace, "scraper")
+    role = f"durable-search-test-metrics-{namespace}"
+    kubectl("create", "clusterrole", role, "--verb=get", "--non-resource-url=/metrics")
+    try:
+        kubectl(
+            "create",
+            "clusterrolebinding",
+            role,
+            f"--clusterrole={role}",
+            f"--serviceaccount={namespace}:scraper",
+        )
+        with httpx.Client(base_url=client_auth_web.base, trust_env=False, timeout=30) as http:
+            assert http.get("/metrics").status_code == 401
+            denied = http.get("/metrics", headers={"Authorization": f"Bearer {nobody}"})
+            assert denied.status_code == 403
+            assert "/metrics" in denied.json()["detail"]
+            scraped = http.get("/metrics", headers={"Authorization": f"Bearer {scraper}"})
+            assert scraped.status_code == 200
+            assert "durable_search_web_requests_total" in scraped.text
+            # Liveness, readiness, the page and the API reference stay open (probes have no token).
+            for path in ("/healthz", "/readyz", "/", "/api/openapi.json", "/static/app.js"):
+                assert http.get(path).status_code == 200, path
+    finally:
+        kubectl.run("delete", "clusterrolebinding", role)
+        kubectl.run("delete", "clusterrole", role)
+
+
+def test_the_operators_watcher_token_reads_one_status_and_nothing_else(
+    start_client_web: Callable[..., WebProcess],
+    client_auth_web: WebProcess,
+    kubectl: Kubectl,
+    namespace: str,
+    searches: Searches,
+    demo_site: DemoSite,
+) -> None:
+    finished, running = finished_and_running_searches(searches, demo_site)
+    token_for(kubectl, namespace, "op")
+    token_for(kubectl, namespace, "intruder")
+    audience = "durable-search-web"
+    op = kubectl("create", "token", "op", "-n", namespace, f"--audience={audience}").strip()
+    intruder = kubectl(
+        "create", "token", "intruder", "-n", namespace, f"--audience={audience}"
+    ).strip()
+    op_for_the_api = kubectl("create", "token", "op", "-n", namespace).strip()
+    web = start_client_web(f"--watcher-user=system:serviceaccount:{namespace}:op")
+    as_op = {"Authorization": f"Bearer {op}"}
+    with httpx.Client(base_url=web.base, trust_env=False, timeout=30) as http:
+        assert http.get(f"/api/searches/{finished}", headers=as_op).status_code == 200
+        watching = http.get(f"/api/searches/{running}", params={"timeoutSeconds": 1}, headers=as_op)
+        assert watching.status_code == 202, watching.text
+        assert watching.headers["Location"].endswith(f"/api/searches/{running}?timeoutSeconds=1")
+        # Only that route, only for reading.
+        for method, path in [
+            ("GET", "/api/searches"),
+            ("GET", f"/api/searches/{finished}/result"),
+            ("GET", f"/api/searches/{finished}/watcher"),
+            ("POST", f"/api/searches/{running}/terminate"),
+            ("DELETE", f"/api/searches/{finished}"),
+            ("POST", "/api/searches"),
+            ("GET", "/api/providers"),
+            ("GET", "/metrics"),
+        ]:
+            response = http.request(method, path, headers=as_op, json={"query": "x"})
+            assert response.status_code == 401, (method, path, response.text)
+        # A token with that audience for anyone else is nobody's.
+        stranger = http.get(
+            f"/api/searches/{finished}", headers={"Authorization": f"Bearer {intruder}"}
+        )
+        assert stranger.status_code == 401
+        # The operator's token for the API server is an ordinary caller's: its RBAC decides.
+        ordinary = http.get(
+            f"/api/searches/{finished}", headers={"Authorization": f"Bearer {op_for_the_api}"}
+        )
+        assert ordinary.status_code == 403
+    # Without --watcher-user no watcher token is accepted.
+    with httpx.Client(base_url=client_auth_web.base, trust_env=False, timeout=30) as http:
+        assert http.get(f"/api/searches/{finished}", headers=as_op).status_code == 401
+    assert searches.get(running)["spec"]["terminate"] is False

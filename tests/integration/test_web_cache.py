@@ -7,7 +7,7 @@ from pathlib import Path
 
 from kubernetes import client
 
-from durable_search.kubeapi import load_configuration
+from durable_search.kube.config import load_configuration
 from durable_search_web.cache import SearchCache
 from tests.support.searches import Searches
 

@@ -28,6 +28,7 @@ from tests.support.processes import OperatorProcess, WebProcess
 from tests.support.searches import Searches
 
 REPO = Path(__file__).resolve().parents[2]
+PROXY_ADDRESS = "127.0.0.2"  # a loopback source address for clients acting as a proxy
 
 
 @pytest.fixture(scope="session")
@@ -219,7 +220,9 @@ def web(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[WebProcess]:
     log = tmp_path_factory.mktemp("web") / "web.log"
-    process = WebProcess(kubeconfig, log, web_namespace).start()
+    # Tests that play a reverse proxy connect from PROXY_ADDRESS: only it is trusted.
+    args = [f"--trusted-proxy={PROXY_ADDRESS}/32"]
+    process = WebProcess(kubeconfig, log, web_namespace, args).start()
     try:
         yield process
     finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from durable_search.kubeapi import merge_patch, without_bookkeeping
+from durable_search.kube.objects import merge_patch, without_bookkeeping
 
 
 def test_removed_keys_become_null_and_unchanged_keys_are_left_out() -> None:

@@ -3,12 +3,17 @@
 Reads of a Search come from the cache (one shared watch); writes and child reads go to the API
 server with the identity ``auth`` chooses. Every route's codes follow Durable Functions' HTTP
 API: 202 + Location while running, 200 when finished, 404 unknown, 410 already finished.
+
+``ROUTES`` is the one table of the API: each route's handler and the :class:`Access` it needs,
+which the middleware checks before the handler runs (``access.py``). So a handler never runs
+for a caller who may not call it, and handlers only deal with what they are for.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import secrets
 import time
 from collections.abc import Mapping
@@ -39,16 +44,33 @@ from durable_search.engine.fanout import SearchRef, owner_reference
 from durable_search.engine.names import label_value, watcher_name
 from durable_search_web import status as status_doc
 from durable_search_web import validation
+from durable_search_web.access import (
+    CREATE_HTTPTASKS,
+    CREATE_SEARCHES,
+    DELETE_SEARCHES,
+    GET_HTTPTASKS,
+    GET_SEARCHES,
+    LIST_PROVIDERS,
+    LIST_SEARCHES,
+    PATCH_SEARCHES,
+    Access,
+    Route,
+)
 from durable_search_web.config import (
+    ACCESS,
     AUTHORIZER,
     CACHE,
+    CALLER,
     CONFIG,
     LONG_POLL_MAX_SECONDS,
+    LONG_POLLS,
     METRICS,
+    ORIGIN,
     WATCHER_LONG_POLL_SECONDS,
 )
 from durable_search_web.problems import ProblemError
 
+logger = logging.getLogger("durable_search_web.api")
 Body = dict[str, Any]
 THIRD_PARTY_HEADERS = {
     # Third-party pages never run script on our origin, and load nothing from anywhere.
@@ -57,32 +79,26 @@ THIRD_PARTY_HEADERS = {
     "Cache-Control": "no-store",
 }
 RETRY_AFTER_SECONDS = "1"
+# Past --max-long-polls: come back in a little while (the watcher's polls wait this long).
+LONG_POLL_RETRY_AFTER_SECONDS = "2"
+# Children read at once for the joined result page (one GET each).
+CHILD_READS_AT_ONCE = 8
 
 
-def setup_routes(app: web.Application) -> None:
-    r = app.router
-    r.add_post("/api/searches", start_search)
-    r.add_get("/api/searches", list_searches)
-    r.add_get("/api/searches/{id}", get_status)
-    r.add_delete("/api/searches/{id}", purge)
-    r.add_get("/api/searches/{id}/result", get_result)
-    r.add_get("/api/searches/{id}/results/{provider}", get_provider_result)
-    r.add_get("/api/searches/{id}/watcher", get_watcher)
-    r.add_post("/api/searches/{id}/terminate", terminate)
-    r.add_get("/api/providers", list_providers)
-    r.add_get("/api/StartSearch", compat_start)
-    r.add_get("/api/GetResult", compat_result)
+def setup_routes(app: web.Application, routes: tuple[Route, ...] | None = None) -> None:
+    """Register ``routes`` (default: the API's) and their access declarations."""
+    access = app.setdefault(ACCESS, {})
+    for route in ROUTES if routes is None else routes:
+        registered = app.router.add_route(route.method, route.path, route.handler, name=route.name)
+        access[registered] = route.access
 
 
 # -- URLs -----------------------------------------------------------------------------------
 
 
 def base_url(request: web.Request) -> str:
-    """This service's external base URL, as the client reached it (proxies may say how)."""
-    proto = request.headers.get("X-Forwarded-Proto", request.scheme).split(",")[0].strip()
-    host = request.headers.get("X-Forwarded-Host", request.host).split(",")[0].strip()
-    prefix = request.headers.get("X-Forwarded-Prefix", "").rstrip("/")
-    return f"{proto}://{host}{prefix}"
+    """This service's external base URL, as the client reached it (trusted proxies may say)."""
+    return request[ORIGIN].base_url
 
 
 def search_urls(request: web.Request, name: str) -> dict[str, str]:
@@ -105,7 +121,7 @@ async def lookup(request: web.Request, name: str) -> Body:
     found = cache.get(name)
     if found is not None:
         return found
-    async with request.app[AUTHORIZER].client_for(request) as api:
+    async with request.app[AUTHORIZER].client_for(request[CALLER]) as api:
         try:
             body: Body = await k8s.CustomObjectsApi(api).get_namespaced_custom_object(
                 GROUP, VERSION, cache.namespace, SEARCH_PLURAL, name
@@ -118,17 +134,59 @@ async def lookup(request: web.Request, name: str) -> Body:
     return body
 
 
-async def children(request: web.Request, search: Mapping[str, Any]) -> dict[str, Body]:
+def owned_by(task: Mapping[str, Any], search: Mapping[str, Any], *, controller: bool) -> bool:
+    """Whether ``search`` owns ``task`` (as its controller, or at all for the watcher).
+
+    Names and labels are anyone's to choose: a tenant who may create HttpTasks could create
+    one under the name a Search records, or label one as its child. The owner's uid is not.
+    """
+    uid = search["metadata"]["uid"]
+    return any(
+        ref.get("uid") == uid
+        and ref.get("kind") == SEARCH_KIND
+        and (bool(ref.get("controller")) or not controller)
+        for ref in (task.get("metadata") or {}).get("ownerReferences") or ()
+    )
+
+
+async def recorded_children(
+    request: web.Request, search: Mapping[str, Any], results: list[Mapping[str, Any]]
+) -> dict[str, Body]:
+    """The HttpTasks ``results`` record, each read by its recorded name (owned ones only)."""
+    names = {
+        str(r["httpTaskName"])
+        for r in results
+        if r.get("outcome") == "Succeeded" and validation.is_object_name(r.get("httpTaskName"))
+    }
+    if not names:
+        return {}
     namespace = request.app[CACHE].namespace
-    selector = f"{LABEL_SEARCH_UID}={search['metadata']['uid']}"
-    async with request.app[AUTHORIZER].client_for(request) as api:
-        try:
-            listed = await k8s.CustomObjectsApi(api).list_namespaced_custom_object(
-                GROUP, VERSION, namespace, HTTPTASK_PLURAL, label_selector=selector
-            )
-        except ApiException as error:
-            raise _api_problem(error) from None
-    return {item["metadata"]["name"]: item for item in listed.get("items", [])}
+    gate = asyncio.Semaphore(CHILD_READS_AT_ONCE)
+    async with request.app[AUTHORIZER].client_for(request[CALLER]) as api:
+        custom = k8s.CustomObjectsApi(api)
+
+        async def read(name: str) -> Body | None:
+            async with gate:
+                try:
+                    task: Body = await custom.get_namespaced_custom_object(
+                        GROUP, VERSION, namespace, HTTPTASK_PLURAL, name
+                    )
+                except ApiException as error:
+                    if error.status == 404:
+                        return None  # deleted since (or never made): no page to show
+                    raise _api_problem(error) from None
+            if not owned_by(task, search, controller=True):
+                logger.warning(
+                    "HttpTask %s/%s is recorded by Search %s but not controlled by it: ignored",
+                    namespace,
+                    name,
+                    search["metadata"]["name"],
+                )
+                return None
+            return task
+
+        found = await asyncio.gather(*(read(name) for name in sorted(names)))
+    return {task["metadata"]["name"]: task for task in found if task is not None}
 
 
 def _api_problem(error: ApiException) -> ProblemError:
@@ -137,7 +195,8 @@ def _api_problem(error: ApiException) -> ProblemError:
     except ValueError:
         message = error.reason
     status = error.status if error.status in (400, 401, 403, 404, 409, 422) else 502
-    return ProblemError(status, f"Kubernetes API: {message}")
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return ProblemError(status, f"Kubernetes API: {message}", headers)
 
 
 # -- start ----------------------------------------------------------------------------------
@@ -146,10 +205,9 @@ def _api_problem(error: ApiException) -> ProblemError:
 async def start_search(request: web.Request) -> web.Response:
     if request.content_type != "application/json":
         raise ProblemError(415, "send the search as Content-Type: application/json")
-    try:
-        payload = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        raise ProblemError(400, "the body is not valid JSON") from None
+    if (request.charset or "utf-8").lower() not in ("utf-8", "utf8"):
+        raise ProblemError(415, "send the search as UTF-8 JSON (RFC 8259)")
+    payload = validation.parse_json(await request.read())
     return await _start(request, validation.parse_start(payload))
 
 
@@ -161,12 +219,19 @@ async def compat_start(request: web.Request) -> web.Response:
 
 async def _start(request: web.Request, start: validation.StartRequest) -> web.Response:
     config = request.app[CONFIG]
+    authorizer = request.app[AUTHORIZER]
+    caller = request[CALLER]
+    if start.watcher:
+        # Checked before anything is created: a refused watcher must not leave half a start.
+        await authorizer.require(caller, CREATE_HTTPTASKS)
     namespace = config.namespace
     name = f"s-{secrets.token_hex(6)}"
     spec: Body = {"query": start.query}
     if start.providers:
         spec["providerRefs"] = list(start.providers)
-    async with request.app[AUTHORIZER].client_for(request) as api:
+    if config.default_ttl_seconds:
+        spec["ttlSecondsAfterFinished"] = config.default_ttl_seconds
+    async with authorizer.client_for(caller) as api:
         custom = k8s.CustomObjectsApi(api)
         for provider in start.providers:
             try:
@@ -238,6 +303,17 @@ def watcher_manifest(request: web.Request, search: Mapping[str, Any]) -> Body:
             },
             "deadlineSeconds": deadline,
             "attemptTimeoutSeconds": WATCHER_LONG_POLL_SECONDS + 15,
+            # A 503 (past --max-long-polls) or 429 says "still running, come back": the
+            # first request is retried on it (Retry-After honoured), and so is every poll
+            # (onStatusCodes applies to polls for as long as maxPolls allows).
+            "retry": {
+                "maxAttempts": 10,
+                "initialIntervalSeconds": 1,
+                "backoffCoefficient": 2,
+                "maxIntervalSeconds": 5,
+                "onStatusCodes": [429, 502, 503, 504],
+                "onTransportErrors": True,
+            },
             "async": {
                 "enabled": True,
                 "minPollIntervalSeconds": 0,
@@ -255,7 +331,6 @@ def watcher_manifest(request: web.Request, search: Mapping[str, Any]) -> Body:
 async def get_status(request: web.Request) -> web.Response:
     name = request.match_info["id"]
     timeout = validation.parse_timeout(request.query.get("timeoutSeconds"), LONG_POLL_MAX_SECONDS)
-    await request.app[AUTHORIZER].authorize(request, "get")
     search = await lookup(request, name)
     if timeout and not status_doc.is_finished(search):
         baseline = request.headers.get("If-None-Match") or status_doc.etag(search)
@@ -267,6 +342,14 @@ async def get_status(request: web.Request) -> web.Response:
 async def _wait_for_change(request: web.Request, name: str, timeout: float) -> Body | None:
     cache = request.app[CACHE]
     metrics = request.app[METRICS]
+    slots = request.app[LONG_POLLS]
+    if not slots.acquire():
+        metrics.refused.labels(limit="long_polls").inc()
+        raise ProblemError(
+            503,
+            f"{slots.limit} long-polls are waiting already: poll again later",
+            {"Retry-After": LONG_POLL_RETRY_AFTER_SECONDS},
+        )
     changed = cache.change_event(name)
     metrics.long_polls.inc()
     try:
@@ -276,6 +359,7 @@ async def _wait_for_change(request: web.Request, name: str, timeout: float) -> B
         return None
     finally:
         metrics.long_polls.dec()
+        slots.release()
     current = cache.get(name)
     if current is None:
         raise ProblemError(404, f"search {name!r} was deleted")
@@ -288,8 +372,12 @@ def status_response(request: web.Request, search: Mapping[str, Any]) -> web.Resp
     headers = {"ETag": status_doc.etag(search), "Cache-Control": "no-store"}
     if status_doc.is_finished(search):
         return web.json_response(document, status=200, headers=headers)
-    headers["Location"] = f"{base_url(request)}{request.rel_url}"
-    headers["Retry-After"] = "0" if request.query.get("timeoutSeconds") else RETRY_AFTER_SECONDS
+    location = document["statusQueryGetUri"]
+    timeout = request.query.get("timeoutSeconds")
+    if timeout is not None:
+        location += f"?timeoutSeconds={timeout}"  # validated: a plain decimal number
+    headers["Location"] = location
+    headers["Retry-After"] = "0" if timeout else RETRY_AFTER_SECONDS
     return web.json_response(document, status=202, headers=headers)
 
 
@@ -309,22 +397,21 @@ async def compat_result(request: web.Request) -> web.Response:
 
 
 async def _result(request: web.Request, name: str) -> web.Response:
-    await request.app[AUTHORIZER].authorize(request, "get")
     search = await lookup(request, name)
     phase = status_doc.runtime_status(search)
     if phase in (SearchPhase.FAILED, SearchPhase.TERMINATED):
         raise ProblemError(400, f"search {name!r} is {phase.value}: it has no result")
     if not phase.finished:
         return _still_running(name)
-    tasks = await children(request, search)
+    results = (search.get("status") or {}).get("results") or []
+    tasks = await recorded_children(request, search, results)
     bodies = {task_name: text_body(task.get("status") or {}) for task_name, task in tasks.items()}
-    html = output_html((search.get("status") or {}).get("results") or [], bodies)
+    html = output_html(results, bodies)
     return web.Response(text=html, content_type="text/html", headers=THIRD_PARTY_HEADERS)
 
 
 async def get_provider_result(request: web.Request) -> web.Response:
     name, provider = request.match_info["id"], request.match_info["provider"]
-    await request.app[AUTHORIZER].authorize(request, "get")
     search = await lookup(request, name)
     results = (search.get("status") or {}).get("results") or []
     result = next((r for r in results if r.get("name") == provider), None)
@@ -333,10 +420,9 @@ async def get_provider_result(request: web.Request) -> web.Response:
     if not result.get("outcome"):
         return _still_running(name)
     body = None
-    task_name = result.get("httpTaskName")
-    if task_name and result.get("outcome") == "Succeeded":
-        task = (await children(request, search)).get(task_name)
-        body = text_body((task or {}).get("status") or {})
+    task = (await recorded_children(request, search, [result])).get(result.get("httpTaskName", ""))
+    if task is not None:
+        body = text_body(task.get("status") or {})
     return web.Response(
         text=provider_html(result, body), content_type="text/html", headers=THIRD_PARTY_HEADERS
     )
@@ -353,10 +439,9 @@ def _still_running(name: str) -> web.Response:
 async def get_watcher(request: web.Request) -> web.Response:
     """The watcher HttpTask's state, so the page can show its final status code."""
     name = request.match_info["id"]
-    await request.app[AUTHORIZER].authorize(request, "get", HTTPTASK_PLURAL)
-    await lookup(request, name)
+    search = await lookup(request, name)
     namespace = request.app[CACHE].namespace
-    async with request.app[AUTHORIZER].client_for(request) as api:
+    async with request.app[AUTHORIZER].client_for(request[CALLER]) as api:
         try:
             task: Body = await k8s.CustomObjectsApi(api).get_namespaced_custom_object(
                 GROUP, VERSION, namespace, HTTPTASK_PLURAL, watcher_name(name)
@@ -365,6 +450,8 @@ async def get_watcher(request: web.Request) -> web.Response:
             if error.status == 404:
                 raise ProblemError(404, f"search {name!r} has no watcher") from None
             raise _api_problem(error) from None
+    if not owned_by(task, search, controller=False):
+        raise ProblemError(404, f"search {name!r} has no watcher")
     status = task.get("status") or {}
     return web.json_response(
         {
@@ -384,7 +471,6 @@ async def get_watcher(request: web.Request) -> web.Response:
 
 async def list_searches(request: web.Request) -> web.Response:
     query = validation.parse_list(request.query)
-    await request.app[AUTHORIZER].authorize(request, "list")
     items = sorted(
         request.app[CACHE].all(),
         key=lambda s: (s["metadata"]["creationTimestamp"], s["metadata"]["name"]),
@@ -425,7 +511,7 @@ async def terminate(request: web.Request) -> web.Response:
         raise ProblemError(
             410, f"search {name!r} already finished ({status_doc.runtime_status(search)})"
         )
-    async with request.app[AUTHORIZER].client_for(request) as api:
+    async with request.app[AUTHORIZER].client_for(request[CALLER]) as api:
         try:
             await k8s.CustomObjectsApi(api).patch_namespaced_custom_object(
                 GROUP,
@@ -446,7 +532,7 @@ async def purge(request: web.Request) -> web.Response:
     search = await lookup(request, name)
     if not status_doc.is_finished(search):
         raise ProblemError(409, f"search {name!r} is still running: terminate it first")
-    async with request.app[AUTHORIZER].client_for(request) as api:
+    async with request.app[AUTHORIZER].client_for(request[CALLER]) as api:
         try:
             await k8s.CustomObjectsApi(api).delete_namespaced_custom_object(
                 GROUP,
@@ -464,8 +550,7 @@ async def purge(request: web.Request) -> web.Response:
 
 async def list_providers(request: web.Request) -> web.Response:
     """SearchProvider names of the namespace (for the page's provider choice)."""
-    await request.app[AUTHORIZER].authorize(request, "list", PROVIDER_PLURAL)
-    async with request.app[AUTHORIZER].client_for(request) as api:
+    async with request.app[AUTHORIZER].client_for(request[CALLER]) as api:
         try:
             listed = await k8s.CustomObjectsApi(api).list_namespaced_custom_object(
                 GROUP, VERSION, request.app[CACHE].namespace, PROVIDER_PLURAL
@@ -474,3 +559,36 @@ async def list_providers(request: web.Request) -> web.Response:
             raise _api_problem(error) from None
     names = sorted(item["metadata"]["name"] for item in listed.get("items", []))
     return web.json_response({"items": names}, headers={"Cache-Control": "no-store"})
+
+
+# -- the table ------------------------------------------------------------------------------
+
+_STATUS = Access((GET_SEARCHES,), watcher=True)
+_RESULT = Access((GET_SEARCHES, GET_HTTPTASKS))
+_START = Access((CREATE_SEARCHES,), start=True)
+
+ROUTES: tuple[Route, ...] = (
+    Route("POST", "/api/searches", start_search, _START, "startSearch"),
+    Route("GET", "/api/searches", list_searches, Access((LIST_SEARCHES,)), "listSearches"),
+    Route("GET", "/api/searches/{id}", get_status, _STATUS, "getStatus"),
+    Route("DELETE", "/api/searches/{id}", purge, Access((DELETE_SEARCHES,)), "purgeSearch"),
+    Route("GET", "/api/searches/{id}/result", get_result, _RESULT, "getResult"),
+    Route(
+        "GET",
+        "/api/searches/{id}/results/{provider}",
+        get_provider_result,
+        _RESULT,
+        "getProviderResult",
+    ),
+    Route("GET", "/api/searches/{id}/watcher", get_watcher, _RESULT, "getWatcher"),
+    Route(
+        "POST",
+        "/api/searches/{id}/terminate",
+        terminate,
+        Access((PATCH_SEARCHES,)),
+        "terminateSearch",
+    ),
+    Route("GET", "/api/providers", list_providers, Access((LIST_PROVIDERS,)), "listProviders"),
+    Route("GET", "/api/StartSearch", compat_start, _START, "compatStartSearch"),
+    Route("GET", "/api/GetResult", compat_result, _RESULT, "compatGetResult"),
+)

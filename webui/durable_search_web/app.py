@@ -4,6 +4,12 @@
 ``cleanup_ctx`` so they start with the app and stop with it. Static assets ship inside the
 wheel (``durable_search_web/static``) and the page uses relative URLs only, so it works behind
 any host, port or path prefix.
+
+Every request goes through the same middlewares, outermost first: problems (every error is
+``application/problem+json``, an unexpected one a bare 500 that reveals nothing), headers,
+origin (who the client is, ``X-Forwarded-*`` from trusted proxies only: ``forwarded.py``), and
+access (the route's declared permissions, ``access.py``, then the start rate), so no handler
+runs before its caller is known and allowed.
 """
 
 from __future__ import annotations
@@ -19,19 +25,27 @@ from aiohttp import web
 from kubernetes_asyncio import client as k8s
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from durable_search.kubeapi import load_configuration
-from durable_search_web.api import setup_routes
+from durable_search.kube.config import load_configuration
+from durable_search_web import forwarded
+from durable_search_web.access import GET_METRICS, PUBLIC, Access, Route
+from durable_search_web.api import ROUTES, setup_routes
 from durable_search_web.auth import Authorizer
 from durable_search_web.cache import SearchCache
 from durable_search_web.config import (
+    ACCESS,
     AUTHORIZER,
     CACHE,
+    CALLER,
     CONFIG,
+    LONG_POLLS,
     MAX_REQUEST_BYTES,
     METRICS,
+    ORIGIN,
+    START_LIMITER,
     WebConfig,
     WebMetrics,
 )
+from durable_search_web.limits import LongPollSlots, StartLimiter
 from durable_search_web.openapi import openapi_document
 from durable_search_web.problems import ProblemError, problem_response
 
@@ -52,18 +66,21 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 def create_app(config: WebConfig) -> web.Application:
     app = web.Application(
-        client_max_size=MAX_REQUEST_BYTES, middlewares=[problems_middleware, headers_middleware]
+        client_max_size=MAX_REQUEST_BYTES,
+        middlewares=[problems_middleware, headers_middleware, origin_middleware, access_middleware],
     )
     app[CONFIG] = config
     app[METRICS] = WebMetrics()
+    app[START_LIMITER] = StartLimiter(config.start_rate, config.start_burst)
+    app[LONG_POLLS] = LongPollSlots(config.max_long_polls)
     app.cleanup_ctx.append(kubernetes_context)
-    app.router.add_get("/", index)
-    app.router.add_get("/healthz", healthz)
-    app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
-    app.router.add_get("/api/openapi.json", openapi)
-    app.router.add_static("/static/", path=str(STATIC), name="static", append_version=False)
-    setup_routes(app)
+    setup_routes(app, SERVICE_ROUTES)
+    static = app.router.add_static(
+        "/static/", path=str(STATIC), name="static", append_version=False
+    )
+    for route in static:
+        app[ACCESS][route] = PUBLIC
+    setup_routes(app, ROUTES)
     return app
 
 
@@ -74,7 +91,9 @@ async def kubernetes_context(app: web.Application) -> AsyncIterator[None]:
     api = k8s.ApiClient(configuration)
     cache = SearchCache(api, config.namespace)
     app[CACHE] = cache
-    app[AUTHORIZER] = Authorizer(config.auth, configuration, api, config.namespace)
+    app[AUTHORIZER] = Authorizer(
+        config.auth, configuration, api, config.namespace, config.watcher_users
+    )
     watch = asyncio.create_task(cache.run(), name="search-watch")
     try:
         yield
@@ -109,8 +128,53 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
             detail = f"no route {request.path}"
         headers = {k: v for k, v in error.headers.items() if k.lower() == "allow"}
         response = problem_response(error.status, detail, headers)
+    except Exception:
+        # Never aiohttp's text/plain page, and never a traceback: the log has it.
+        logger.exception("%s %s failed", request.method, request.path)
+        response = problem_response(500, "internal error: see the web service's log")
     request.app[METRICS].requests.labels(route=label, status=str(response.status)).inc()
     return response
+
+
+@web.middleware
+async def origin_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """How the client reached us and who it is (forwarded headers from trusted proxies only)."""
+    headers = {name: request.headers.getall(name, []) for name in forwarded.FORWARDED_HEADERS}
+    try:
+        request[ORIGIN] = forwarded.resolve(
+            request.remote,
+            request.scheme,
+            request.host,
+            headers,
+            request.app[CONFIG].trusted_proxies,
+        )
+    except forwarded.ForwardedError as error:
+        raise ProblemError(400, str(error)) from None
+    return await handler(request)
+
+
+@web.middleware
+async def access_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The route's declared :class:`Access`, checked before its handler runs."""
+    if request.match_info.http_exception is not None:
+        return await handler(request)  # no such route or method: aiohttp's 404/405
+    access = request.app[ACCESS].get(request.match_info.route)
+    if access is None:
+        logger.error("route %s has no access declaration: refused", request.match_info.route)
+        raise ProblemError(500, "internal error: see the web service's log")
+    # Authentication first: a caller without a valid token learns nothing, not even a 429.
+    request[CALLER] = await request.app[AUTHORIZER].authorize(request, access)
+    if access.start:
+        limiter = request.app[START_LIMITER]
+        wait = limiter.retry_after(request[ORIGIN].client, time.monotonic())
+        if wait:
+            request.app[METRICS].refused.labels(limit="start_rate").inc()
+            raise ProblemError(
+                429,
+                f"more than {limiter.burst} starts at {limiter.rate:g}/s from this client",
+                {"Retry-After": str(wait)},
+            )
+    return await handler(request)
 
 
 @web.middleware
@@ -150,5 +214,16 @@ async def metrics(request: web.Request) -> web.Response:
     )
 
 
-async def openapi(_: web.Request) -> web.Response:
-    return web.json_response(openapi_document())
+async def openapi(request: web.Request) -> web.Response:
+    return web.json_response(openapi_document(request.app[CONFIG].auth))
+
+
+# The page, the probes and the reference are open (probes carry no token); /metrics needs
+# `get` on the non-resource URL /metrics in client mode, as Prometheus scrapers are granted.
+SERVICE_ROUTES: tuple[Route, ...] = (
+    Route("GET", "/", index, PUBLIC, "page"),
+    Route("GET", "/healthz", healthz, PUBLIC, "healthz"),
+    Route("GET", "/readyz", readyz, PUBLIC, "readyz"),
+    Route("GET", "/metrics", metrics, Access((GET_METRICS,)), "metrics"),
+    Route("GET", "/api/openapi.json", openapi, PUBLIC, "openapi"),
+)

@@ -18,7 +18,7 @@ from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio import watch as k8s_watch
 
 from durable_search.api.constants import GROUP, SEARCH_PLURAL, VERSION
-from durable_search.kubeapi import version_order, without_bookkeeping
+from durable_search.kube.objects import version_order, without_bookkeeping
 
 logger = logging.getLogger("durable_search_web.cache")
 Body = dict[str, Any]

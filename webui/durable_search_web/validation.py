@@ -1,10 +1,16 @@
-"""Input checks for the API (pure): every bad input becomes a 400 that says what is wrong."""
+"""Input checks for the API (pure): every bad input becomes a 4xx that says what is wrong.
+
+Each check accepts exactly what ``/api/openapi.json`` documents and nothing else, so the
+reference is true both ways (the fuzz test holds us to it). Numbers and names are matched with
+ASCII patterns, never ``str.isdigit``/``int``/``float`` alone: those take '²', fullwidth and
+Arabic-Indic digits and '1_0', and fail with a ValueError (a 500) on 5,000 digits. JSON bodies
+are parsed with a guard on their depth (a 16 KiB body of ``[`` is 16,000 levels deep).
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -16,8 +22,29 @@ from durable_search_web.problems import ProblemError
 MAX_QUERY = 512
 MAX_PROVIDERS = 16
 MAX_TOP = 500
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-OBJECT_NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
+DEFAULT_TOP = 100
+MAX_JSON_DEPTH = 32  # a start request is two levels deep
+DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+OBJECT_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+# The same patterns, as the OpenAPI document states them (JSON Schema patterns are unanchored).
+DNS_LABEL_PATTERN = f"^{DNS_LABEL.pattern}$"
+OBJECT_NAME_PATTERN = f"^{OBJECT_NAME.pattern}$"
+QUERY_PATTERN = r"\S"  # at least one character that is not white space
+NUMBER = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?([eE][-+]?[0-9]{1,3})?")
+INTEGER = re.compile(r"[0-9]{1,9}")
+RFC3339 = re.compile(
+    r"(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[Tt](?P<hms>[0-9]{2}:[0-9]{2}):(?P<s>[0-9]{2})"
+    r"(?:\.(?P<fraction>[0-9]+))?(?P<zone>[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+_PHASES = "|".join(p.value for p in SearchPhase)
+RUNTIME_STATUS_PATTERN = f"^({_PHASES})(,({_PHASES}))*$"
+_RUNTIME_STATUS = re.compile(RUNTIME_STATUS_PATTERN[1:-1])
+# A continuation token names the last item sent: its creationTimestamp, compacted, and name.
+CONTINUATION_PATTERN = r"^[0-9]{8}T[0-9]{6}Z\.[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"
+_CONTINUATION = re.compile(
+    r"(?P<y>[0-9]{4})(?P<mo>[0-9]{2})(?P<d>[0-9]{2})T(?P<h>[0-9]{2})(?P<mi>[0-9]{2})"
+    r"(?P<s>[0-9]{2})Z\.(?P<name>" + OBJECT_NAME.pattern + ")"
+)
 
 
 @dataclass(frozen=True)
@@ -27,10 +54,54 @@ class StartRequest:
     watcher: bool = True
 
 
+# -- bodies ---------------------------------------------------------------------------------
+
+
+def json_depth_exceeds(text: str, limit: int) -> bool:
+    """Whether the JSON ``text`` nests arrays/objects deeper than ``limit`` (strings skipped)."""
+    depth = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif char in "]}":
+            depth -= 1
+    return False
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(raw: bytes) -> Any:
+    """The body as JSON: UTF-8 (RFC 8259), no NaN or Infinity, at most MAX_JSON_DEPTH deep."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProblemError(400, "the body is not UTF-8") from None
+    if json_depth_exceeds(text, MAX_JSON_DEPTH):
+        raise ProblemError(400, f"the body nests deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(text, parse_constant=_no_constants)
+    except (ValueError, RecursionError):
+        raise ProblemError(400, "the body is not valid JSON") from None
+
+
 def parse_query(value: Any) -> str:
     if not isinstance(value, str):
         raise ProblemError(400, '"query" is required and must be a string')
-    if not value.strip():
+    if not re.search(QUERY_PATTERN, value):
         raise ProblemError(400, '"query" must not be empty')
     if len(value) > MAX_QUERY:
         raise ProblemError(400, f'"query" is longer than {MAX_QUERY} characters')
@@ -42,7 +113,8 @@ def parse_start(payload: Any) -> StartRequest:
         raise ProblemError(400, "the body must be a JSON object")
     unknown = set(payload) - {"query", "providers", "watcher"}
     if unknown:
-        raise ProblemError(400, f"unknown field(s): {', '.join(sorted(unknown))}")
+        names = ", ".join(sorted(name[:64] for name in unknown)[:10])
+        raise ProblemError(400, f"unknown field(s): {names}")
     query = parse_query(payload.get("query"))
     providers = payload.get("providers", [])
     if not isinstance(providers, list):
@@ -54,9 +126,9 @@ def parse_start(payload: Any) -> StartRequest:
             raise ProblemError(
                 400, '"providers" takes SearchProvider names only, not URLs or objects'
             )
-        if not DNS_LABEL.match(name):
+        if not DNS_LABEL.fullmatch(name):
             raise ProblemError(
-                400, f'"{name[:64]}" is not a SearchProvider name (a DNS-1123 label)'
+                400, f"{name[:64]!r} is not a SearchProvider name (a DNS-1123 label)"
             )
     watcher = payload.get("watcher", True)
     if not isinstance(watcher, bool):
@@ -64,20 +136,26 @@ def parse_start(payload: Any) -> StartRequest:
     return StartRequest(query, tuple(dict.fromkeys(providers)), watcher)
 
 
+# -- parameters -----------------------------------------------------------------------------
+
+
 def parse_timeout(raw: str | None, maximum: int) -> float:
     if raw is None:
         return 0.0
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ProblemError(400, "timeoutSeconds must be a number of seconds") from None
+    if not NUMBER.fullmatch(raw):
+        raise ProblemError(400, "timeoutSeconds must be a number of seconds")
+    value = float(raw)
     if not 0 <= value <= maximum:
         raise ProblemError(400, f"timeoutSeconds must be between 0 and {maximum}")
     return value
 
 
+def is_object_name(name: Any) -> bool:
+    return isinstance(name, str) and OBJECT_NAME.fullmatch(name) is not None
+
+
 def check_name(name: str) -> str:
-    if not OBJECT_NAME.match(name):
+    if not is_object_name(name):
         raise ProblemError(404, f"no search {name[:80]!r}")
     return name
 
@@ -93,16 +171,14 @@ class ListQuery:
 
 def parse_list(params: Mapping[str, str]) -> ListQuery:
     statuses = None
-    if params.get("runtimeStatus"):
-        try:
-            statuses = frozenset(
-                SearchPhase(s.strip()) for s in params["runtimeStatus"].split(",") if s.strip()
-            )
-        except ValueError:
+    raw_statuses = params.get("runtimeStatus")
+    if raw_statuses is not None:
+        if not _RUNTIME_STATUS.fullmatch(raw_statuses):
             names = ", ".join(p.value for p in SearchPhase)
-            raise ProblemError(400, f"runtimeStatus takes a comma list of: {names}") from None
-    top_raw = params.get("top", "100")
-    if not top_raw.isdigit() or not 1 <= int(top_raw) <= MAX_TOP:
+            raise ProblemError(400, f"runtimeStatus takes a comma list of: {names}")
+        statuses = frozenset(SearchPhase(s) for s in raw_statuses.split(","))
+    top_raw = params.get("top", str(DEFAULT_TOP))
+    if not INTEGER.fullmatch(top_raw) or not 1 <= int(top_raw) <= MAX_TOP:
         raise ProblemError(400, f"top must be an integer from 1 to {MAX_TOP}")
     return ListQuery(
         statuses=statuses,
@@ -113,29 +189,43 @@ def parse_list(params: Mapping[str, str]) -> ListQuery:
     )
 
 
+def parse_rfc3339(raw: str) -> dt.datetime | None:
+    """An RFC 3339 date-time (what OpenAPI's ``format: date-time`` means), or None."""
+    match = RFC3339.fullmatch(raw)
+    if match is None:
+        return None
+    seconds = min(int(match["s"]), 59)  # a leap second is the last second of its minute here
+    fraction = f".{match['fraction'][:6]}" if match["fraction"] else ""
+    zone = "+00:00" if match["zone"] in ("Z", "z") else match["zone"]
+    try:
+        return dt.datetime.fromisoformat(
+            f"{match['date']}T{match['hms']}:{seconds:02d}{fraction}{zone}"
+        )
+    except ValueError:
+        return None  # e.g. month 13, or an offset past 23:59
+
+
 def _time_param(params: Mapping[str, str], name: str) -> dt.datetime | None:
     raw = params.get(name)
-    if not raw:
+    if raw is None:
         return None
-    try:
-        moment = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise ProblemError(
-            400, f"{name} must be an ISO 8601 time, e.g. 2026-01-31T12:00:00Z"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    moment = parse_rfc3339(raw)
+    if moment is None:
+        raise ProblemError(400, f"{name} must be an RFC 3339 time, e.g. 2026-01-31T12:00:00Z")
+    return moment
 
 
 def encode_continuation(created: str, name: str) -> str:
-    return base64.urlsafe_b64encode(f"{created}|{name}".encode()).decode().rstrip("=")
+    """The token after ``(created, name)``: e.g. ``20260131T120000Z.s-0123456789ab``."""
+    compact = created.replace("-", "").replace(":", "")
+    return f"{compact}.{name}"
 
 
 def decode_continuation(token: str | None) -> tuple[str, str] | None:
-    if not token:
+    if token is None:
         return None
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        created, name = raw.split("|", 1)
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise ProblemError(400, "continuationToken is not one this API issued") from None
-    return created, name
+    match = _CONTINUATION.fullmatch(token)
+    if match is None:
+        raise ProblemError(400, "continuationToken is not one this API issued")
+    created = f"{match['y']}-{match['mo']}-{match['d']}T{match['h']}:{match['mi']}:{match['s']}Z"
+    return created, match["name"]

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import os
 import signal
+import sys
 
 from aiohttp import web
 
@@ -45,26 +46,84 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=env("DURABLE_SEARCH_AUTH", "serviceaccount"),
         help="whose identity API calls use (env DURABLE_SEARCH_AUTH)",
     )
+    parser.add_argument(
+        "--default-ttl-seconds",
+        type=int,
+        default=int(env("DURABLE_SEARCH_DEFAULT_TTL_SECONDS", "86400")),
+        help="ttlSecondsAfterFinished of the Searches this service starts; 0: none, kept "
+        "until purged (env DURABLE_SEARCH_DEFAULT_TTL_SECONDS; default a day)",
+    )
+    parser.add_argument(
+        "--start-rate",
+        type=float,
+        default=float(env("DURABLE_SEARCH_START_RATE", "5")),
+        help="starts per second per client, past the burst (429); 0: unlimited "
+        "(env DURABLE_SEARCH_START_RATE)",
+    )
+    parser.add_argument(
+        "--start-burst",
+        type=int,
+        default=int(env("DURABLE_SEARCH_START_BURST", "20")),
+        help="starts a client may make at once (env DURABLE_SEARCH_START_BURST)",
+    )
+    parser.add_argument(
+        "--max-long-polls",
+        type=int,
+        default=int(env("DURABLE_SEARCH_MAX_LONG_POLLS", "10000")),
+        help="long-polls waiting at once, past which 503 + Retry-After; 0: unlimited "
+        "(env DURABLE_SEARCH_MAX_LONG_POLLS)",
+    )
+    parser.add_argument(
+        "--trusted-proxy",
+        action="append",
+        dest="trusted_proxies",
+        metavar="CIDR",
+        help="peers whose X-Forwarded-For/-Proto/-Host/-Prefix are honoured (repeatable; env "
+        "DURABLE_SEARCH_TRUSTED_PROXIES, comma-separated; default: none)",
+    )
+    parser.add_argument(
+        "--watcher-user",
+        action="append",
+        dest="watcher_users",
+        metavar="USER",
+        help="with --auth client: whose tokens for audience durable-search-web may read a "
+        "status, e.g. system:serviceaccount:NS:OPERATOR-SA (repeatable; env "
+        "DURABLE_SEARCH_WATCHER_USERS, comma-separated)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from durable_search.controller.config import parse_list
     from durable_search.kube.config import context_namespace
     from durable_search_web.app import create_app
     from durable_search_web.auth import AuthMode
     from durable_search_web.config import WebConfig
+    from durable_search_web.forwarded import parse_networks
 
     configure_logging(args.log_level, args.log_format)
     if args.kubeconfig:
         os.environ["KUBECONFIG"] = args.kubeconfig
-    config = WebConfig(
-        namespace=args.namespace or context_namespace(),
-        host=args.host,
-        port=args.port,
-        watcher_base_url=args.watcher_base_url,
-        auth=AuthMode(args.auth),
-        kubeconfig=args.kubeconfig,
-    )
+    try:
+        config = WebConfig(
+            namespace=args.namespace or context_namespace(),
+            host=args.host,
+            port=args.port,
+            watcher_base_url=args.watcher_base_url,
+            auth=AuthMode(args.auth),
+            kubeconfig=args.kubeconfig,
+            default_ttl_seconds=args.default_ttl_seconds,
+            start_rate=args.start_rate,
+            start_burst=args.start_burst,
+            max_long_polls=args.max_long_polls,
+            trusted_proxies=parse_networks(
+                parse_list(args.trusted_proxies, "DURABLE_SEARCH_TRUSTED_PROXIES")
+            ),
+            watcher_users=frozenset(parse_list(args.watcher_users, "DURABLE_SEARCH_WATCHER_USERS")),
+        )
+    except ValueError as error:
+        print(f"durable-search web: {error}", file=sys.stderr)
+        return 2
 
     async def main() -> None:
         runner = web.AppRunner(create_app(config), access_log=None)
