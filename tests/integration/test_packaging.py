@@ -118,7 +118,11 @@ def web_parts(rendered: str) -> tuple[list[str], list[dict[str, object]]]:
     web = next(
         d for d in documents if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-web")
     )
-    cluster_rbac = [d for d in documents if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    cluster_rbac = [
+        d
+        for d in documents
+        if d["kind"] in ("ClusterRole", "ClusterRoleBinding") and "-web" in d["metadata"]["name"]
+    ]
     return web["spec"]["template"]["spec"]["containers"][0]["args"], cluster_rbac
 
 
@@ -133,7 +137,7 @@ def test_the_web_limits_render_and_client_mode_alone_may_review_tokens(helm: str
     ):
         assert expected in args, args
     assert not any(a.startswith("--trusted-proxy") for a in args)
-    assert cluster_rbac == []  # serviceaccount mode: nothing cluster-wide
+    assert cluster_rbac == []  # serviceaccount mode: nothing cluster-wide for the web
     args, cluster_rbac = web_parts(
         template(
             helm,
