@@ -10,10 +10,13 @@ import httpx
 import pytest
 from kubernetes import client
 
+from durable_search.api.constants import GROUP, HTTPTASK_PLURAL, VERSION
 from tests.support.demo import DemoSite
 from tests.support.fixtures import Kubectl
+from tests.support.kubeconfigs import kubeconfig_with_token
 from tests.support.processes import OperatorProcess, WebProcess
-from tests.support.searches import Searches
+from tests.support.searches import Searches, create_provider
+from tests.support.waiting import eventually
 
 PROBLEM = "application/problem+json"
 
@@ -292,3 +295,78 @@ def test_the_operators_watcher_token_reads_one_status_and_nothing_else(
     with httpx.Client(base_url=client_auth_web.base, trust_env=False, timeout=30) as http:
         assert http.get(f"/api/searches/{finished}", headers=as_op).status_code == 401
     assert searches.get(running)["spec"].get("terminate", False) is False
+
+
+def test_in_client_mode_the_watcher_rides_the_long_poll_on_the_operators_own_token(
+    api_client: client.ApiClient,
+    isolated_namespace: str,
+    kubeconfig: Path,
+    kubectl: Kubectl,
+    demo_site: DemoSite,
+    tmp_path: Path,
+) -> None:
+    ns = isolated_namespace
+    # The operator runs as a ServiceAccount of its own, as in a cluster, so it can mint a
+    # token for itself with audience durable-search-web (the web checks it with a TokenReview).
+    kubectl("create", "serviceaccount", "op", "-n", ns)
+    kubectl(
+        "create",
+        "clusterrolebinding",
+        f"op-{ns}",
+        "--clusterrole=cluster-admin",
+        f"--serviceaccount={ns}:op",
+    )
+    operator_kubeconfig = kubeconfig_with_token(
+        kubeconfig, kubectl("create", "token", "op", "-n", ns).strip(), tmp_path / "op.kubeconfig"
+    )
+    writer = token_for(
+        kubectl,
+        ns,
+        "writer",
+        ("get,list,create", "searches.durablesearch.dev"),
+        ("create,get", "httptasks.durablesearch.dev"),
+        ("get,list", "searchproviders.durablesearch.dev"),
+    )
+    create_provider(api_client, ns, "site", demo_site.url("client-watch", delay=0.3))
+    web = WebProcess(
+        kubeconfig,
+        tmp_path / "web.log",
+        ns,
+        ["--auth=client", f"--watcher-user=system:serviceaccount:{ns}:op"],
+    ).start()
+    try:
+        operator = OperatorProcess(
+            operator_kubeconfig,
+            tmp_path / "operator.log",
+            [f"--namespace={ns}", "--allow-cidr=127.0.0.0/8", f"--watcher-base-url={web.base}"],
+        ).start()
+        try:
+            with httpx.Client(base_url=web.base, trust_env=False, timeout=30) as http:
+                started = http.post(
+                    "/api/searches",
+                    json={"query": "watched", "providers": ["site"]},
+                    headers={"Authorization": f"Bearer {writer}"},
+                )
+                assert started.status_code == 202, started.text
+                search_id = started.json()["id"]
+            searches = Searches(api_client, ns)
+            searches.wait(search_id)
+
+            def watcher() -> dict[str, object]:
+                task: dict[str, object] = searches.custom.get_namespaced_custom_object(
+                    GROUP, VERSION, ns, HTTPTASK_PLURAL, f"{search_id}--watcher"
+                )
+                return task
+
+            eventually(
+                lambda: (watcher().get("status") or {}).get("phase") == "Succeeded",  # type: ignore[union-attr]
+                timeout=60,
+                message="the watcher finished",
+            )
+            status = watcher()["status"]
+            assert status["response"]["statusCode"] == 200, status  # type: ignore[index]
+        finally:
+            operator.stop()
+    finally:
+        web.stop()
+        kubectl("delete", "clusterrolebinding", f"op-{ns}")
