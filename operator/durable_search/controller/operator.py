@@ -104,6 +104,7 @@ async def run_operator(
     )
     await guard.check()
     guarding = asyncio.create_task(guard.run(), name="admission-guard")
+    expiring = asyncio.create_task(runtime.ttl.run(), name="ttl-after-finished")
     try:
         await kopf.operator(
             registry=registry,
@@ -115,9 +116,10 @@ async def run_operator(
             ready_flag=ready,
         )
     finally:
-        guarding.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await guarding
+        for background in (guarding, expiring):
+            background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await background
         await runtime.stop()
         await http.aclose()
         if health is not None:

@@ -14,12 +14,15 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from durable_search.api.constants import SEARCH_KIND, TaskPhase
+from durable_search.api.models import SearchSpec
 from durable_search.controller import searches as search_worker
 from durable_search.controller import tasks as task_worker
 from durable_search.controller.metrics import METRICS
 from durable_search.controller.searches import SearchContext
 from durable_search.controller.store import Key, ObjectStore, Workers, key_of
 from durable_search.controller.tasks import TaskContext
+from durable_search.controller.ttl import TtlQueue
+from durable_search.engine import ttl
 from durable_search.engine.fanin import is_finished
 from durable_search.kube.client import is_transient
 from durable_search.kube.objects import without_bookkeeping
@@ -39,6 +42,7 @@ class Runtime:
         self.task_context = dataclasses.replace(tasks, recorded=self.on_task_written)
         # A child a Search creates starts its worker from the create's answer, not the watch.
         self.search_context = dataclasses.replace(searches, child_created=self.on_child_created)
+        self.ttl = TtlQueue(searches.api, searches.clock)
         self.task_workers = Workers("httptask")
         self.search_workers = Workers("search")
 
@@ -83,17 +87,18 @@ class Runtime:
         store = self.search_context.searches
         if kind == "DELETED":
             store.remove(key, body["metadata"].get("uid"))
+            self.ttl.forget(*key)
             await self.search_workers.cancel(key)
         else:
-            spec = body.get("spec") or {}
-            needs_worker = not is_finished(body.get("status") or {}) or (
-                spec.get("ttlSecondsAfterFinished") is not None
-            )
-            if is_finished(body.get("status") or {}):
+            status = body.get("status") or {}
+            if is_finished(status):
+                # Finished for good: nothing will read it again but its TTL; holding thousands
+                # costs memory, so the store forgets it and the TTL queue keeps a tuple.
                 self._forget_children(body)
-            if not needs_worker:
-                # Finished for good: nothing will read it again; holding thousands costs memory.
                 store.remove(key, body["metadata"].get("uid"))
+                expires = ttl.expires_at(SearchSpec.parse(body["spec"]), status)
+                if expires is not None and not body["metadata"].get("deletionTimestamp"):
+                    self.ttl.schedule(*key, str(body["metadata"]["uid"]), expires)
             elif not body["metadata"].get("deletionTimestamp"):
                 store.put(without_bookkeeping(body))
                 self.search_workers.ensure(

@@ -1,4 +1,4 @@
-"""The Search worker: one coroutine per unfinished Search (or finished one awaiting its TTL).
+"""The Search worker: one coroutine per unfinished Search.
 
 A thin loop over :func:`engine.search.decide`: read the newest body and what the store knows of
 the children, ask what to do, do it (the I/O lives here: providers, plan, children, writes).
@@ -75,12 +75,6 @@ async def run_search(ctx: SearchContext, key: Key) -> None:
         if isinstance(decision, search.Wait):
             timeout = (decision.until - now).total_seconds() if decision.until else None
             await ctx.searches.changed(key, timeout)
-        elif isinstance(decision, search.Delete):
-            await ctx.api.delete(SEARCH_PLURAL, ref.namespace, ref.name, ref.uid)
-            logger.info(
-                "%s/%s: deleted %ss after it finished", *key, spec.ttl_seconds_after_finished
-            )
-            return
         elif isinstance(decision, search.Start):
             await _start(ctx, body, ref, spec, generation, now)
             last_progress = now

@@ -3,7 +3,7 @@
 The controller (``controller.searches``) is a loop over :func:`decide`: it reads the newest
 objects, asks what to do, and does it. The order of the guards is the order of precedence:
 
-1. finished: delete it once its TTL has passed, else nothing (or wait for the TTL);
+1. finished: nothing (its TTL deletion is ``controller.ttl``'s, not a worker's);
 2. asked to terminate: close every unfinished provider, terminate the children;
 3. not started: resolve the providers, record the plan, create the children;
 4. a planned child is unknown: look it up (after a restart) or create it again;
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from durable_search.api.models import SearchSpec
-from durable_search.engine import fanin, ttl
+from durable_search.engine import fanin
 
 # Children carry the Search's deadline themselves; the Search enforces it too, a little later,
 # in case a child cannot (its worker is gone, its object was edited).
@@ -33,17 +33,12 @@ Status = dict[str, Any]
 
 @dataclass(frozen=True)
 class Done:
-    """Nothing is left to do (finished, no TTL)."""
+    """Nothing is left to do: the Search has finished."""
 
 
 @dataclass(frozen=True)
 class Wait:
     until: dt.datetime | None  # None: until something changes
-
-
-@dataclass(frozen=True)
-class Delete:
-    """The TTL has passed: delete the Search (its children go with it)."""
 
 
 @dataclass(frozen=True)
@@ -70,7 +65,7 @@ class Record:
     status: Status
 
 
-Decision = Done | Wait | Delete | Start | Recover | Stop | Record
+Decision = Done | Wait | Start | Recover | Stop | Record
 
 
 @dataclass(frozen=True)
@@ -91,10 +86,7 @@ def decide(
     last_progress: dt.datetime | None = None,
 ) -> Decision:
     if fanin.is_finished(status):
-        expires = ttl.expires_at(spec, status)
-        if expires is None:
-            return Done()
-        return Delete() if now >= expires else Wait(expires)
+        return Done()
     if spec.terminate:
         return Stop(fanin.terminate(status, now, "terminated on request"))
     if not status.get("phase"):
