@@ -74,9 +74,10 @@ manifests: crds policies $(HELM) ## regenerate manifests/base (kustomize) from t
 	$(BIN)/python -m durable_search.packaging $(HELM) $(KUBE_VERSION)
 
 .PHONY: lint
-lint: venv ## ruff lint and format check
+lint: venv ## ruff lint and format check, and the import contracts between the layers
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 .PHONY: fmt
 fmt: venv ## apply ruff's fixes and formatting
