@@ -13,13 +13,14 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from durable_search.api.constants import SEARCH_KIND, TaskPhase
+from durable_search.api.constants import SEARCH_KIND
 from durable_search.api.models import SearchSpec
+from durable_search.api.status import Body, Key, status_of, task_phase
 from durable_search.controller import searches as search_worker
 from durable_search.controller import tasks as task_worker
 from durable_search.controller.metrics import METRICS
 from durable_search.controller.searches import SearchContext
-from durable_search.controller.store import Key, ObjectStore, Workers, key_of
+from durable_search.controller.store import ObjectStore, Workers, key_of
 from durable_search.controller.tasks import TaskContext
 from durable_search.controller.ttl import TtlQueue
 from durable_search.engine import ttl
@@ -28,7 +29,6 @@ from durable_search.kube.client import is_transient
 from durable_search.kube.objects import without_bookkeeping
 
 logger = logging.getLogger("durable_search.runtime")
-Body = dict[str, Any]
 
 _RESTART_BACKOFF = (0.5, 1, 2, 5, 10, 30)
 # A worker that fails this many times in a row for a reason of its own gives the object up.
@@ -55,7 +55,7 @@ class Runtime:
             store.remove(key, body["metadata"].get("uid"))
             await self.task_workers.cancel(key)
         else:
-            finished = TaskPhase((body.get("status") or {}).get("phase") or "Pending").finished
+            finished = task_phase(status_of(body)).finished
             parent = _controller_search(body)
             if not finished:
                 store.put(without_bookkeeping(body))

@@ -18,10 +18,11 @@ from typing import Any
 
 from durable_search.api.constants import HTTPTASK_PLURAL, SEARCH_PLURAL
 from durable_search.api.models import ProviderSpec, SearchSpec
+from durable_search.api.status import Body, Key
 from durable_search.api.timestamps import parse_time
 from durable_search.controller.events import EventRecorder
 from durable_search.controller.metrics import METRICS
-from durable_search.controller.store import Key, ObjectStore
+from durable_search.controller.store import ObjectStore
 from durable_search.engine import fanin, search
 from durable_search.engine.fanout import SearchRef, child_manifest, owned_by, plan_results
 from durable_search.errors import ConflictError, NotFoundError, RefusedError
@@ -30,7 +31,6 @@ from durable_search.kube.client import ApiError
 from durable_search.kube.objects import spec_version, without_bookkeeping
 
 logger = logging.getLogger("durable_search.search")
-Body = dict[str, Any]
 
 
 async def _no_one(_: Body) -> None:

@@ -14,10 +14,8 @@ from collections import defaultdict
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
+from durable_search.api.status import Body, Key
 from durable_search.kube.objects import version_order
-
-Body = dict[str, Any]
-Key = tuple[str, str]  # (namespace, name)
 
 
 def key_of(body: Mapping[str, Any]) -> Key:

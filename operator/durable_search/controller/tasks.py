@@ -28,10 +28,11 @@ from durable_search.api.constants import (
     TaskPhase,
 )
 from durable_search.api.models import HttpTaskSpec
+from durable_search.api.status import Body, Key
 from durable_search.api.timestamps import parse_time
 from durable_search.controller.credentials import Credentials
 from durable_search.controller.metrics import METRICS
-from durable_search.controller.store import Key, ObjectStore, key_of
+from durable_search.controller.store import ObjectStore, key_of
 from durable_search.controller.watcher import WatcherPath
 from durable_search.engine import bounds
 from durable_search.engine import httptask as engine
@@ -51,7 +52,6 @@ from durable_search.kube.objects import spec_version
 logger = logging.getLogger("durable_search.httptask")
 # Waits between attempts to record an answer while the API server is unreachable.
 RECORD_RETRY_DELAYS = (0.2, 0.5, 1.0, 2.0, 5.0)
-Body = dict[str, Any]
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from durable_search.api.status import HeaderRecord, HttpTaskStatus, ResponseRecord
+
 # Schema bounds (characters) of the strings a site can influence; api.schema uses the same.
 MESSAGE_MAX = 1024
 LAST_ERROR_MAX = 1024
@@ -81,9 +83,9 @@ def status_budget(object_without_status: Mapping[str, Any]) -> int:
     return max(min(STATUS_BUDGET, room), 0)
 
 
-def fit_headers(headers: list[dict[str, str]]) -> list[dict[str, str]]:
+def fit_headers(headers: list[HeaderRecord]) -> list[HeaderRecord]:
     """Kept headers within :data:`HEADERS_BUDGET` bytes; later ones are cut, then dropped."""
-    fitted: list[dict[str, str]] = []
+    fitted: list[HeaderRecord] = []
     room = HEADERS_BUDGET
     for header in headers:
         name = header["name"]
@@ -97,7 +99,7 @@ def fit_headers(headers: list[dict[str, str]]) -> list[dict[str, str]]:
     return fitted
 
 
-def fit_status(status: dict[str, Any], budget: int) -> dict[str, Any]:
+def fit_status(status: HttpTaskStatus, budget: int) -> HttpTaskStatus:
     """``status`` within ``budget`` stored bytes: the response body gives way first.
 
     Everything else in a status is bounded by the schema and small; only the body can be
@@ -106,16 +108,19 @@ def fit_status(status: dict[str, Any], budget: int) -> dict[str, Any]:
     """
     size = go_json_size(status)
     response = status.get("response")
-    if size <= budget or not isinstance(response, dict):
+    if size <= budget or response is None:
         return status
     body = str(response.get("body") or "")
     without_body = size - string_size(body)
     room = budget - without_body
-    fitted = dict(response)
+    fitted = ResponseRecord(**response)
+    fitted["truncated"] = True
     if room <= 0:
-        fitted.update(body="", headers=[], truncated=True)
+        fitted["body"], fitted["headers"] = "", []
     elif response.get("encoding") == "base64":
-        fitted.update(body=body[: (room // 4) * 4], truncated=True)
+        fitted["body"] = body[: (room // 4) * 4]  # whole base64 quanta: still valid base64
     else:
-        fitted.update(body=cut_to_size(body, room), truncated=True)
-    return {**status, "response": fitted}
+        fitted["body"] = cut_to_size(body, room)
+    new = HttpTaskStatus(**status)
+    new["response"] = fitted
+    return new

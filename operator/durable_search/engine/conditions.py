@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
+from durable_search.api.status import Condition
 from durable_search.api.timestamps import format_time
 
 
@@ -17,9 +18,9 @@ def set_condition(
     reason: str,
     message: str,
     now: dt.datetime,
-) -> list[dict[str, Any]]:
+) -> list[Condition]:
     """A copy of ``conditions`` with ``type`` set; other conditions are kept as they are."""
-    existing = {c["type"]: dict(c) for c in conditions or ()}
+    existing = {c["type"]: cast(Condition, dict(c)) for c in conditions or ()}
     previous = existing.get(type)
     transition = (
         previous["lastTransitionTime"]

@@ -10,9 +10,9 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from durable_search.api.constants import (
     CONDITION_SUCCEEDED,
@@ -22,12 +22,13 @@ from durable_search.api.constants import (
     Reason,
     SearchPhase,
 )
+from durable_search.api.status import Condition, SearchResult, SearchStatus, search_finished
 from durable_search.api.timestamps import format_duration, format_time, parse_time
 from durable_search.engine.bounds import MESSAGE_MAX, cut
 from durable_search.engine.conditions import set_condition
 from durable_search.engine.httptask import result_summary
 
-Status = dict[str, Any]
+Status = SearchStatus
 
 
 @dataclass(frozen=True)
@@ -44,20 +45,44 @@ def progress_of(results: Sequence[Mapping[str, Any]]) -> str:
     return f"{done}/{len(results)}"
 
 
+def _copy(status: Mapping[str, Any]) -> Status:
+    return cast(Status, dict(status))
+
+
+def _with_results(status: Mapping[str, Any], results: list[SearchResult]) -> Status:
+    new = _copy(status)
+    new["results"] = results
+    new["progress"] = progress_of(results)
+    return new
+
+
+def _mark(
+    status: Mapping[str, Any],
+    which: Callable[[SearchResult], bool],
+    outcome: Outcome,
+    message: Callable[[SearchResult], str],
+) -> Status:
+    """Give every unfinished result ``which`` selects ``outcome`` and its ``message``."""
+    results: list[SearchResult] = []
+    for result in cast(list[SearchResult], status.get("results") or []):
+        marked = SearchResult(**result)
+        if not marked.get("outcome") and which(marked):
+            marked["outcome"] = outcome.value
+            marked["message"] = cut(message(marked), MESSAGE_MAX)
+        results.append(marked)
+    return _with_results(status, results)
+
+
 def start(
     status: Mapping[str, Any],
-    results: list[dict[str, Any]],
+    results: list[SearchResult],
     generation: int,
     now: dt.datetime,
 ) -> Status:
     """The first status of a Search: Running with its plan, or Failed when it has no provider."""
-    new: Status = dict(status)
-    new.update(
-        startTime=format_time(now),
-        observedGeneration=generation,
-        results=results,
-        progress=progress_of(results),
-    )
+    new = _with_results(status, results)
+    new["startTime"] = format_time(now)
+    new["observedGeneration"] = generation
     if not results:
         message = (
             "no providers: give spec.providers or spec.providerRefs, or create a SearchProvider"
@@ -80,31 +105,32 @@ def fan_in(
     ``children`` holds only the Search's own children; ``foreign`` names planned children whose
     name is taken by an object the Search does not own: those providers end Invalid.
     """
-    results = []
-    for result in status.get("results") or ():
-        merged = dict(result)
-        name = result.get("httpTaskName") or ""
-        child = children.get(name)
+    results: list[SearchResult] = []
+    for result in cast(list[SearchResult], status.get("results") or []):
+        merged = SearchResult(**result)
+        child = children.get(result.get("httpTaskName") or "")
         # Only outcomes are folded in: copying a running child's attempts would cost a write
         # per retry, and the child itself shows them.
         if not merged.get("outcome") and child is not None and child.get("outcome"):
             merged.update(result_summary(child))
-        elif not merged.get("outcome") and name in foreign:
-            merged.update(
-                outcome=Outcome.INVALID.value,
-                message=f"{Reason.NAME_CONFLICT}: HttpTask {name!r} exists and is not this "
-                "Search's own (its owner's uid differs)",
-            )
         results.append(merged)
-    new: Status = dict(status)
-    new.update(results=results, progress=progress_of(results), observedGeneration=generation)
-    new["conditions"] = _running_condition(status, results, now)
+    new = _mark(
+        _with_results(status, results),
+        lambda r: r.get("httpTaskName", "") in foreign,
+        Outcome.INVALID,
+        lambda r: (
+            f"{Reason.NAME_CONFLICT}: HttpTask {r.get('httpTaskName')!r} exists and is "
+            "not this Search's own (its owner's uid differs)"
+        ),
+    )
+    new["observedGeneration"] = generation
+    new["conditions"] = _running_condition(status, new.get("results") or [], now)
     return _complete_if_done(new, now)
 
 
 def _running_condition(
     status: Mapping[str, Any], results: Sequence[Mapping[str, Any]], now: dt.datetime
-) -> list[dict[str, Any]]:
+) -> list[Condition]:
     # One wording for the start and for every fold, so a fold that changes nothing writes nothing.
     finished = sum(1 for r in results if r.get("outcome"))
     return set_condition(
@@ -134,43 +160,32 @@ def expire(status: Mapping[str, Any], deadline_seconds: float, now: dt.datetime)
 
 def providers_vanished(status: Mapping[str, Any], names: Collection[str]) -> Status:
     """Providers deleted after the plan named them but before their child was created."""
-    results = [
-        {
-            **r,
-            "outcome": Outcome.PROVIDER_NOT_FOUND.value,
-            "message": f'SearchProvider "{r["name"]}" was deleted before its request was made',
-        }
-        if r["name"] in names and not r.get("outcome")
-        else r
-        for r in status.get("results") or ()
-    ]
-    return {**status, "results": results, "progress": progress_of(results)}
+    return _mark(
+        status,
+        lambda r: r.get("name") in names,
+        Outcome.PROVIDER_NOT_FOUND,
+        lambda r: f'SearchProvider "{r.get("name")}" was deleted before its request was made',
+    )
 
 
 def children_refused(status: Mapping[str, Any], refused: Mapping[str, str]) -> Status:
     """Children the API server refused to create (a quota, a policy): those providers are
     Invalid with its reason, instead of being created again and again."""
-    results = [
-        {
-            **r,
-            "outcome": Outcome.INVALID.value,
-            "message": cut(
-                f"{Reason.INVALID_REQUEST}: the API server refused the HttpTask: "
-                f"{refused[r['httpTaskName']]}",
-                MESSAGE_MAX,
-            ),
-        }
-        if r.get("httpTaskName") in refused and not r.get("outcome")
-        else r
-        for r in status.get("results") or ()
-    ]
-    return {**status, "results": results, "progress": progress_of(results)}
+    return _mark(
+        status,
+        lambda r: r.get("httpTaskName") in refused,
+        Outcome.INVALID,
+        lambda r: (
+            f"{Reason.INVALID_REQUEST}: the API server refused the HttpTask: "
+            f"{refused[r.get('httpTaskName', '')]}"
+        ),
+    )
 
 
 def internal_failure(status: Mapping[str, Any], message: str, now: dt.datetime) -> Status:
     """Give up on a Search our own code keeps failing on: Failed, reason Internal."""
     return _finish(
-        dict(status), SearchPhase.FAILED, Reason.INTERNAL, f"internal error: {message}", now
+        _copy(status), SearchPhase.FAILED, Reason.INTERNAL, f"internal error: {message}", now
     )
 
 
@@ -241,15 +256,8 @@ def _close_pending(
     message: str,
     now: dt.datetime,
 ) -> Status:
-    results = []
-    for result in status.get("results") or ():
-        closed = dict(result)
-        if not closed.get("outcome"):
-            closed.update(outcome=outcome.value, message=message)
-        results.append(closed)
-    new: Status = dict(status)
-    new.update(results=results, progress=progress_of(results))
-    return _finish(new, phase, reason, message, now)
+    closed = _mark(status, lambda _: True, outcome, lambda _: message)
+    return _finish(closed, phase, reason, message, now)
 
 
 def _complete_if_done(new: Status, now: dt.datetime) -> Status:
@@ -279,6 +287,4 @@ def _finish(
     return new
 
 
-def is_finished(status: Mapping[str, Any]) -> bool:
-    phase = status.get("phase")
-    return phase is not None and SearchPhase(phase).finished
+is_finished = search_finished  # the one "has it finished?", from api.status

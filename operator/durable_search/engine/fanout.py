@@ -25,6 +25,7 @@ from durable_search.api.constants import (
     Outcome,
 )
 from durable_search.api.models import ProviderSpec, SearchSpec
+from durable_search.api.status import SearchResult
 from durable_search.engine.names import child_name, label_value
 from durable_search.engine.templating import render_url
 
@@ -40,9 +41,9 @@ class SearchRef:
 
 def plan_results(
     search: SearchRef, spec: SearchSpec, resolved: Mapping[str, ProviderSpec | None]
-) -> list[dict[str, Any]]:
+) -> list[SearchResult]:
     """The initial ``results``: pending entries, and ``ProviderNotFound`` for missing refs."""
-    results: list[dict[str, Any]] = []
+    results: list[SearchResult] = []
     for name, provider in resolved.items():
         if provider is None:
             results.append(

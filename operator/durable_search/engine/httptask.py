@@ -19,11 +19,18 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urljoin
 
 from durable_search.api.constants import CONDITION_SUCCEEDED, Outcome, Reason, TaskPhase
 from durable_search.api.models import HttpTaskSpec
+from durable_search.api.status import (
+    AttemptRecord,
+    HttpTaskStatus,
+    ResponseRecord,
+    SearchResult,
+    task_phase,
+)
 from durable_search.api.timestamps import format_time, parse_time
 from durable_search.engine.bounds import (
     LAST_ERROR_MAX,
@@ -40,7 +47,7 @@ from durable_search.engine.retry_after import parse_retry_after
 from durable_search.engine.schedule import poll_delay, retry_delay
 
 ATTEMPT_LOG_LIMIT = 10
-Status = dict[str, Any]
+Status = HttpTaskStatus
 
 
 class ActionKind(StrEnum):
@@ -143,8 +150,7 @@ def deadline_of(spec: HttpTaskSpec, created: dt.datetime) -> dt.datetime:
     return created + dt.timedelta(seconds=spec.deadline_seconds)
 
 
-def phase_of(status: Mapping[str, Any]) -> TaskPhase:
-    return TaskPhase(status.get("phase") or TaskPhase.PENDING)
+phase_of = task_phase  # the one "how far has it got?", from api.status
 
 
 def decide(
@@ -382,9 +388,15 @@ def _what(sent: Send) -> str:
     return f"{'poll' if sent.kind is ActionKind.POLL else 'attempt'} {sent.number}"
 
 
+def _unclaimed(status: Mapping[str, Any]) -> Status:
+    """A copy of ``status`` without the times of the action it claimed."""
+    kept = {k: v for k, v in status.items() if k not in ("nextAttemptTime", "nextPollTime")}
+    return cast(Status, kept)
+
+
 def _with_log(status: Mapping[str, Any], sent: Send, exchange: Exchange) -> Status:
-    new: Status = {k: v for k, v in status.items() if k not in ("nextAttemptTime", "nextPollTime")}
-    entry: dict[str, Any] = {
+    new = _unclaimed(status)
+    entry: AttemptRecord = {
         "attempt": sent.number
         if sent.kind is ActionKind.ATTEMPT
         else int(status.get("attempts") or 1),
@@ -420,20 +432,16 @@ def _claim(
             return _finished(
                 new, phase=TaskPhase.FAILED, outcome=Outcome.TIMED_OUT, message=message, now=now
             )
-        new.update(
-            phase=TaskPhase.POLLING.value,
-            location=claim.location,
-            pollCount=claim.number,
-            nextPollTime=format_time(claim.due),
-        )
+        new["phase"] = TaskPhase.POLLING.value
+        new["location"] = str(claim.location)
+        new["pollCount"] = claim.number
+        new["nextPollTime"] = format_time(claim.due)
         reason = Reason.POLLING
     else:
         message = f"{message}; attempt {claim.number} at {format_time(claim.due)}"
-        new.update(
-            phase=TaskPhase.RUNNING.value,
-            attempts=claim.number,
-            nextAttemptTime=format_time(claim.due),
-        )
+        new["phase"] = TaskPhase.RUNNING.value
+        new["attempts"] = claim.number
+        new["nextAttemptTime"] = format_time(claim.due)
         new.pop("location", None)
         new.pop("pollCount", None)
         reason = Reason.RETRYING
@@ -460,13 +468,11 @@ def _finished(
     reason: str | None = None,
 ) -> Status:
     message = cut(message, MESSAGE_MAX)
-    new: Status = {k: v for k, v in status.items() if k not in ("nextAttemptTime", "nextPollTime")}
-    new.update(
-        phase=phase.value,
-        outcome=outcome.value,
-        message=message,
-        completionTime=format_time(now),
-    )
+    new = _unclaimed(status)
+    new["phase"] = phase.value
+    new["outcome"] = outcome.value
+    new["message"] = message
+    new["completionTime"] = format_time(now)
     new.setdefault("attempts", max(int(status.get("attempts") or 0), 0))
     new["conditions"] = set_condition(
         status.get("conditions"),
@@ -479,8 +485,8 @@ def _finished(
     return new
 
 
-def _response_json(answer: HttpAnswer) -> dict[str, Any]:
-    response: dict[str, Any] = {
+def _response_json(answer: HttpAnswer) -> ResponseRecord:
+    response: ResponseRecord = {
         "statusCode": answer.status_code,
         "headers": fit_headers(
             [{"name": k, "value": v} for k, v in sorted(answer.headers.items())]
@@ -495,14 +501,14 @@ def _response_json(answer: HttpAnswer) -> dict[str, Any]:
     return response
 
 
-def result_summary(status: Mapping[str, Any]) -> dict[str, Any]:
+def result_summary(status: Mapping[str, Any]) -> SearchResult:
     """What a Search records about a finished (or running) task in its ``results`` entry."""
-    summary: dict[str, Any] = {"attempts": int(status.get("attempts") or 0)}
+    summary: SearchResult = {"attempts": int(status.get("attempts") or 0)}
     if status.get("outcome"):
-        summary["outcome"] = status["outcome"]
+        summary["outcome"] = str(status["outcome"])
     response = status.get("response")
     if response and phase_of(status) is TaskPhase.SUCCEEDED:
-        summary["statusCode"] = response["statusCode"]
+        summary["statusCode"] = int(response["statusCode"])
     started = parse_time(status.get("startTime"))
     completed = parse_time(status.get("completionTime"))
     if started and completed:

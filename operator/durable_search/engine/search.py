@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from durable_search.api.models import SearchSpec
+from durable_search.api.status import SearchStatus
 from durable_search.engine import fanin
 
 # Children carry the Search's deadline themselves; the Search enforces it too, a little later,
 # in case a child cannot (its worker is gone, its object was edited).
 DEADLINE_GRACE = dt.timedelta(seconds=2)
 PROGRESS_INTERVAL = dt.timedelta(seconds=1)
-Status = dict[str, Any]
+Status = SearchStatus
 
 
 @dataclass(frozen=True)

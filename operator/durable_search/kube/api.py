@@ -17,12 +17,11 @@ from durable_search.api.constants import (
     SEARCH_PLURAL,
     VERSION,
 )
+from durable_search.api.status import Body
 from durable_search.errors import ConflictError, CrdsMissingError, NotFoundError
 from durable_search.kube.client import KubeClient
 from durable_search.kube.config import load_configuration
 from durable_search.kube.objects import merge_patch
-
-Body = dict[str, Any]
 
 
 def custom_path(

@@ -22,9 +22,9 @@ from urllib.parse import urlencode
 import aiohttp
 from kubernetes_asyncio import client as k8s
 
+from durable_search.api.status import Body
 from durable_search.errors import ConflictError, KubeApiError, NotFoundError, RefusedError
 
-Body = dict[str, Any]
 MERGE_PATCH = "application/merge-patch+json"
 JSON = "application/json"
 

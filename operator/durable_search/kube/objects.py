@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-Body = dict[str, Any]
+from durable_search.api.status import Body
 
 
 def version_order(candidate: Mapping[str, Any], held: Mapping[str, Any]) -> int:

@@ -1,0 +1,115 @@
+"""The durable contract's shapes: what the operator writes in ``status``, typed.
+
+The CRD schemas (``api.schema``) say what the API server accepts; these ``TypedDict``s say the
+same to the type checker, so every layer that reads or writes a status (engine, controller,
+web, CLI) names its fields once and mypy catches a misspelt one. All are ``total=False``: a
+status is built up over a task's life, and a field is absent until it means something.
+
+``Body`` (an object as the API serves it) and ``Key`` (namespace, name) are defined here once;
+``task_phase`` and ``search_phase`` are the one way to ask "how far has it got?".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, TypedDict
+
+from durable_search.api.constants import SearchPhase, TaskPhase
+
+Body = dict[str, Any]
+Key = tuple[str, str]  # (namespace, name)
+
+
+class Condition(TypedDict, total=False):
+    type: str
+    status: str  # True, False, Unknown
+    reason: str
+    message: str
+    lastTransitionTime: str
+
+
+class AttemptRecord(TypedDict, total=False):
+    """One attempt or poll in ``attemptLog``."""
+
+    attempt: int
+    poll: int
+    startTime: str
+    durationMs: int
+    statusCode: int
+    error: str
+
+
+class HeaderRecord(TypedDict):
+    name: str
+    value: str
+
+
+class ResponseRecord(TypedDict, total=False):
+    """The latest HTTP answer, as kept (never overwritten by a later error)."""
+
+    statusCode: int
+    headers: list[HeaderRecord]
+    body: str
+    bodyBytes: int
+    truncated: bool
+    encoding: str  # utf-8 or base64
+    contentEncoding: str  # the coding the body is kept in, undecoded
+
+
+class HttpTaskStatus(TypedDict, total=False):
+    phase: str
+    outcome: str
+    message: str
+    attempts: int
+    attemptLog: list[AttemptRecord]
+    response: ResponseRecord
+    location: str
+    pollCount: int
+    nextPollTime: str
+    nextAttemptTime: str
+    lastError: str
+    startTime: str
+    completionTime: str
+    observedGeneration: int
+    conditions: list[Condition]
+
+
+class SearchResult(TypedDict, total=False):
+    """One provider's entry in a Search's ``results``."""
+
+    name: str
+    httpTaskName: str
+    outcome: str
+    statusCode: int
+    attempts: int
+    durationMs: int
+    message: str
+
+
+class SearchStatus(TypedDict, total=False):
+    phase: str
+    progress: str
+    duration: str
+    startTime: str
+    completionTime: str
+    observedGeneration: int
+    results: list[SearchResult]
+    conditions: list[Condition]
+
+
+def task_phase(status: Mapping[str, Any]) -> TaskPhase:
+    return TaskPhase(status.get("phase") or TaskPhase.PENDING)
+
+
+def search_phase(status: Mapping[str, Any]) -> SearchPhase:
+    return SearchPhase(status.get("phase") or SearchPhase.PENDING)
+
+
+def search_finished(status: Mapping[str, Any]) -> bool:
+    return search_phase(status).finished
+
+
+def status_of(body: Mapping[str, Any]) -> Mapping[str, Any]:
+    """An object's status, ``{}`` before the operator wrote one."""
+    status: Mapping[str, Any] = body.get("status") or {}
+    return status
