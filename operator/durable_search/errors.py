@@ -13,8 +13,14 @@ Callers decide on the class, never on a message or a flag::
      │    ├── ConflictError         409: the object changed since it was read; re-read, decide
      │    ├── NotFoundError         404: the object does not exist
      │    ├── RefusedError          400/413/422: the API server will never accept this write
+     │    ├── ApiError              any other answer (401, 403, 429, 5xx), with its ``status``
      │    └── CrdsMissingError      the API server does not serve our kinds
-     └── ...
+     ├── AdmissionParamsError       the admission policies' parameter is unusable (api.admission)
+     └── ControlPlaneError          the local control plane could not be built or started
+          └── BuildError            (durable_search.cluster; development tooling)
+
+Elsewhere, at their layer's edge: ``engine.cel.InvalidExpression`` / ``EvaluationError`` (a
+user's CEL; both become outcomes) and the web service's ``ProblemError`` (an HTTP answer).
 
 ``ExchangeError`` messages never carry a secret: they name the Secret, key or token source.
 """
@@ -70,5 +76,25 @@ class RefusedError(KubeApiError):
         self.status = status
 
 
+class ApiError(KubeApiError):
+    """Any other refusal (401, 403, 429, 5xx): ``status`` and the server's message."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class CrdsMissingError(KubeApiError):
     """Durable Search's kinds are not served by this API server."""
+
+
+class AdmissionParamsError(DurableSearchError, ValueError):
+    """The parameter ConfigMap lacks a key or exceeds a bound; the message says which."""
+
+
+class ControlPlaneError(DurableSearchError, RuntimeError):
+    """The local control plane could not be started; the message carries the failing log's tail."""
+
+
+class BuildError(ControlPlaneError):
+    """A step of the control plane build failed; the message names the step and the log."""

@@ -14,7 +14,8 @@ from kubernetes import client, watch
 from kubernetes.client.rest import ApiException
 
 from durable_search.cluster.build import Binaries, cached_binaries
-from durable_search.cluster.controlplane import ControlPlane, ControlPlaneError
+from durable_search.cluster.controlplane import ControlPlane
+from durable_search.errors import ControlPlaneError
 from tests.support.fixtures import Kubectl
 from tests.support.kubeconfigs import kubeconfig_with_token
 from tests.support.waiting import eventually

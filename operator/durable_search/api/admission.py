@@ -20,6 +20,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
+# Raised by parse_params; defined with the other errors, and importable from here.
+from durable_search.errors import AdmissionParamsError as AdmissionParamsError
+
 POLICY_HTTPTASKS = "durable-search-httptasks"
 POLICY_SEARCHES = "durable-search-searches"
 POLICY_SEARCHPROVIDERS = "durable-search-searchproviders"
@@ -55,10 +58,6 @@ MAX_PARAM_ENTRY_LENGTH = 1024
 MAX_PARAM_VALUE_LENGTH = 16384
 
 SERVICE_ACCOUNT_USER_PREFIX = "system:serviceaccount:"
-
-
-class AdmissionParamsError(ValueError):
-    """The parameter ConfigMap lacks a key or exceeds a bound; the message says which."""
 
 
 class AdmissionParams(NamedTuple):

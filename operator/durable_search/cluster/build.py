@@ -20,15 +20,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from durable_search.errors import BuildError
+
 KUBERNETES_VERSION = "1.33.13"
 ETCD_VERSION = "3.5.35"
 
 # A cold build needs the module cache (~1.5 GiB) and the build cache (~4 GiB) plus room to link.
 _MIN_FREE_BYTES = 8 * 1024**3
-
-
-class BuildError(RuntimeError):
-    """A step of the control plane build failed; the message names the step and the log."""
 
 
 def cache_root() -> Path:

@@ -29,13 +29,10 @@ from pathlib import Path
 from durable_search.cluster.build import Binaries, ensure_binaries
 from durable_search.cluster.kubeconfig import write_kubeconfig
 from durable_search.cluster.pki import Pki, ensure_pki
+from durable_search.errors import ControlPlaneError
 
 _READY_TIMEOUT_SECONDS = 90.0
 _COMPONENTS = ("etcd", "kube-apiserver", "kube-controller-manager")
-
-
-class ControlPlaneError(RuntimeError):
-    """The control plane could not be started; the message carries the failing log's tail."""
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     # Imported here: the control plane's tools (cryptography) are development dependencies,
     # not needed by an installed operator or web service.
-    from durable_search.cluster.build import BuildError, ensure_binaries
-    from durable_search.cluster.controlplane import ControlPlane, ControlPlaneError
+    from durable_search.cluster.build import ensure_binaries
+    from durable_search.cluster.controlplane import ControlPlane
+    from durable_search.errors import BuildError, ControlPlaneError
 
     plane = ControlPlane(args.state_dir.resolve(), args.kubeconfig_out.resolve())
     try:

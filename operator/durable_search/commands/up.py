@@ -51,8 +51,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def run(args: argparse.Namespace) -> int:
     # Development tooling: imported only when `up` runs (cryptography is a dev dependency).
-    from durable_search.cluster.build import BuildError
-    from durable_search.cluster.controlplane import ControlPlane, ControlPlaneError
+    from durable_search.cluster.controlplane import ControlPlane
+    from durable_search.errors import BuildError, ControlPlaneError
 
     LOGS.mkdir(parents=True, exist_ok=True)
     plane: ControlPlane | None = None

@@ -23,18 +23,11 @@ import aiohttp
 from kubernetes_asyncio import client as k8s
 
 from durable_search.api.status import Body
+from durable_search.errors import ApiError as ApiError  # importable from here: refusal's type
 from durable_search.errors import ConflictError, KubeApiError, NotFoundError, RefusedError
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON = "application/json"
-
-
-class ApiError(KubeApiError):
-    """Any other refusal (401, 403, 429, 5xx): ``status`` and the server's message."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def ssl_context(configuration: k8s.Configuration, *, client_cert: bool) -> ssl.SSLContext | bool:
