@@ -7,11 +7,13 @@ is logged and never blocks or fails the orchestration.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from durable_search.api.timestamps import format_time, now
+from durable_search.api import timestamps
+from durable_search.api.timestamps import format_time
 from durable_search.kube.api import KubeApi
 
 logger = logging.getLogger("durable_search.events")
@@ -19,8 +21,11 @@ COMPONENT = "durable-search-operator"
 
 
 class EventRecorder:
-    def __init__(self, api: KubeApi | None) -> None:
+    def __init__(
+        self, api: KubeApi | None, clock: Callable[[], dt.datetime] = timestamps.now
+    ) -> None:
         self._api = api
+        self._clock = clock
         self._pending: set[asyncio.Task[None]] = set()
 
     def post(
@@ -37,7 +42,7 @@ class EventRecorder:
     ) -> None:
         assert self._api is not None
         metadata = body["metadata"]
-        stamp = format_time(now(), millis=False)
+        stamp = format_time(self._clock(), millis=False)
         event = {
             "metadata": {
                 "generateName": f"{metadata['name'][:200]}.",

@@ -81,7 +81,7 @@ async def run_operator(
             api=api,
             searches=search_store,
             tasks=task_store,
-            events=EventRecorder(api),
+            events=EventRecorder(api, now),
             clock=now,
         ),
     )
