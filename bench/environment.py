@@ -66,22 +66,9 @@ def _install_admission(plane: ControlPlane, kubectl: list[str]) -> None:
     every create and spec update, so the figures include them."""
     state = plane.state()
     assert state is not None
-    documents = admission.render(admission.local_admission(state.server))
-    subprocess.run(
-        [*kubectl, "apply", "-f", "-"], input=documents, text=True, check=True, capture_output=True
+    admission.apply_and_wait(
+        kubectl, admission.local_admission(state.server), LOCAL_PARAM_NAMESPACE
     )
-
-    def dry_run_create(manifest: str) -> str:
-        result = subprocess.run(
-            [*kubectl, "create", "--dry-run=server", "-f", "-"],
-            input=manifest,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        return result.stdout + result.stderr
-
-    admission.wait_until_enforced(dry_run_create, LOCAL_PARAM_NAMESPACE)
 
 
 @contextlib.contextmanager

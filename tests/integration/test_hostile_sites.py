@@ -20,7 +20,7 @@ from urllib.parse import quote
 import pytest
 from kubernetes import client
 
-from durable_search.api.constants import GROUP, HTTPTASK_PLURAL, VERSION
+from durable_search.api.constants import GROUP, VERSION
 from durable_search.engine.bounds import STATUS_BUDGET, go_json_size
 from durable_search.engine.fanin import text_body
 from durable_search.engine.names import child_name
@@ -29,10 +29,10 @@ from tests.support.demo import DemoSite
 from tests.support.processes import OperatorProcess, WebProcess
 from tests.support.schema_bounds import status_schema, violations
 from tests.support.searches import Searches
+from tests.support.tasks import create_task, wait_task
 from tests.support.waiting import eventually
 
 SECRET_VALUE = "tenant-b-api-key-90210"
-FINISHED = ("Succeeded", "Failed", "Terminated")
 
 
 @pytest.fixture(scope="module")
@@ -57,41 +57,6 @@ def elsewhere() -> Iterator[DemoSite]:
 
 def custom(api_client: client.ApiClient) -> client.CustomObjectsApi:
     return client.CustomObjectsApi(api_client)
-
-
-def create_task(api_client: client.ApiClient, namespace: str, name: str, spec: Any) -> None:
-    custom(api_client).create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        HTTPTASK_PLURAL,
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "HttpTask",
-            "metadata": {"name": name},
-            "spec": spec,
-        },
-    )
-
-
-def get_task(api_client: client.ApiClient, namespace: str, name: str) -> dict[str, Any]:
-    task: dict[str, Any] = custom(api_client).get_namespaced_custom_object(
-        GROUP, VERSION, namespace, HTTPTASK_PLURAL, name
-    )
-    return task
-
-
-def wait_task(
-    api_client: client.ApiClient, namespace: str, name: str, timeout: float = 60
-) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
-    task = get_task(api_client, namespace, name)
-    while (task.get("status") or {}).get("phase") not in FINISHED:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"HttpTask {name} did not finish: {task.get('status')}")
-        time.sleep(0.1)
-        task = get_task(api_client, namespace, name)
-    return task
 
 
 def peak_rss_mib(process: OperatorProcess) -> float:

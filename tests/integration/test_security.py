@@ -17,10 +17,10 @@ import pytest
 from aiohttp import web
 from kubernetes import client
 
-from durable_search.api.constants import GROUP, HTTPTASK_PLURAL, VERSION
 from tests.support.demo import DemoSite
 from tests.support.processes import OperatorProcess
 from tests.support.searches import Searches
+from tests.support.tasks import create_task, wait_task
 from tests.support.waiting import eventually
 
 SECRET_VALUE = "s3cr3t-api-key-value-7731"
@@ -42,38 +42,6 @@ def other_origin() -> Iterator[DemoSite]:
         yield site
     finally:
         site.stop()
-
-
-def create_task(
-    api_client: client.ApiClient, namespace: str, name: str, spec: dict[str, Any]
-) -> None:
-    client.CustomObjectsApi(api_client).create_namespaced_custom_object(
-        GROUP,
-        VERSION,
-        namespace,
-        HTTPTASK_PLURAL,
-        {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "HttpTask",
-            "metadata": {"name": name},
-            "spec": spec,
-        },
-    )
-
-
-def wait_task(
-    api_client: client.ApiClient, namespace: str, name: str, timeout: float = 30
-) -> dict[str, Any]:
-    custom = client.CustomObjectsApi(api_client)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        task: dict[str, Any] = custom.get_namespaced_custom_object(
-            GROUP, VERSION, namespace, HTTPTASK_PLURAL, name
-        )
-        if (task.get("status") or {}).get("phase") in ("Succeeded", "Failed", "Terminated"):
-            return task
-        time.sleep(0.1)
-    raise AssertionError(f"HttpTask {name} did not finish: {task.get('status')}")
 
 
 # -- SSRF ----------------------------------------------------------------------------------

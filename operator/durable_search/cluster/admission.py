@@ -13,8 +13,9 @@ An applied policy takes a moment to be enforced (the API server compiles it from
 
 from __future__ import annotations
 
+import subprocess
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -116,3 +117,38 @@ def wait_until_enforced(
                 f"the admission policy for {kind} is not enforced after {timeout:.0f}s: {answer}"
             )
         time.sleep(0.2)
+
+
+def apply_and_wait(
+    kubectl: Sequence[str],
+    documents: Iterable[Document],
+    namespace: str,
+    env: Mapping[str, str] | None = None,
+) -> None:
+    """``kubectl apply`` the admission setup, then wait until the policies are enforced.
+
+    ``kubectl`` is the command to run it with (e.g. ``["kubectl", "--kubeconfig=..."]``).
+    """
+    applied = subprocess.run(
+        [*kubectl, "apply", "-f", "-"],
+        input=render(documents),
+        env=None if env is None else dict(env),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if applied.returncode != 0:
+        raise RuntimeError(f"applying the admission policies failed:\n{applied.stderr.strip()}")
+
+    def dry_run_create(manifest: str) -> str:
+        result = subprocess.run(
+            [*kubectl, "create", "--dry-run=server", "-f", "-"],
+            input=manifest,
+            env=None if env is None else dict(env),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return result.stdout + result.stderr
+
+    wait_until_enforced(dry_run_create, namespace)

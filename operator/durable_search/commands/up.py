@@ -148,20 +148,7 @@ def _apply_admission(env: dict[str, str], local: RunningState | None) -> None:
         documents = admission.admission_documents(
             LOCAL_PARAM_NAMESPACE, [_current_user(env)], _current_audiences(env)
         )
-    _kubectl(env, "apply", "-f", "-", input=admission.render(documents))
-
-    def dry_run_create(manifest: str) -> str:
-        result = subprocess.run(
-            ["kubectl", "create", "--dry-run=server", "-f", "-"],
-            env=env,
-            input=manifest,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        return result.stdout + result.stderr
-
-    admission.wait_until_enforced(dry_run_create, LOCAL_PARAM_NAMESPACE)
+    admission.apply_and_wait(["kubectl"], documents, LOCAL_PARAM_NAMESPACE, env)
 
 
 def _current_user(env: dict[str, str]) -> str:
