@@ -28,7 +28,7 @@ from durable_search.engine import fanin
 # Children carry the Search's deadline themselves; the Search enforces it too, a little later,
 # in case a child cannot (its worker is gone, its object was edited).
 DEADLINE_GRACE = dt.timedelta(seconds=2)
-PROGRESS_INTERVAL = dt.timedelta(seconds=1)
+PROGRESS_INTERVAL = dt.timedelta(seconds=5)
 Status = SearchStatus
 
 
