@@ -103,10 +103,11 @@ def environment(
                 log_level="info",
             )
             operator.start()
+            env = Environment(plane, api, site, operator, namespace)
             try:
-                yield Environment(plane, api, site, operator, namespace)
+                yield env
             finally:
-                operator.stop()
+                env.operator.stop()  # a fault run may have replaced it (bench.chaos blackhole)
                 site.stop()
                 api.close()
         finally:
