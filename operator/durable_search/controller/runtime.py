@@ -58,16 +58,17 @@ class Runtime:
             finished = task_phase(status_of(body)).finished
             parent = _controller_search(body)
             if not finished:
-                store.put(without_bookkeeping(body))
-                if not body["metadata"].get("deletionTimestamp"):
+                kept = store.put(without_bookkeeping(body))  # refused: older than known
+                if kept and not body["metadata"].get("deletionTimestamp"):
                     self.task_workers.ensure(
                         key, self._supervised("httptask", store, key, *self._task(key))
                     )
             elif parent is not None and self.search_workers.running(parent):
                 store.put(finished_summary(body))  # what the running parent's fan-in reads
             else:
-                # Nobody will fold it in (a Search that starts later looks it up): hold nothing.
-                store.remove(key, body["metadata"].get("uid"))
+                # Nobody will fold it in (a Search that starts later looks it up): hold no
+                # body, only the version that keeps a stale event from reviving it.
+                store.retire(body)
         if not self.task_workers.running(key):
             store.forget_signal(key)
         parent = _controller_search(body)
@@ -95,7 +96,7 @@ class Runtime:
                 # Finished for good: nothing will read it again but its TTL; holding thousands
                 # costs memory, so the store forgets it and the TTL queue keeps a tuple.
                 self._forget_children(body)
-                store.remove(key, body["metadata"].get("uid"))
+                store.retire(body)
                 expires = ttl.expires_at(SearchSpec.parse(body["spec"]), status)
                 if expires is not None and not body["metadata"].get("deletionTimestamp"):
                     self.ttl.schedule(*key, str(body["metadata"]["uid"]), expires)
@@ -117,7 +118,7 @@ class Runtime:
         for result in (search.get("status") or {}).get("results") or ():
             key = (namespace, result.get("httpTaskName") or "")
             if result.get("outcome") and not self.task_workers.running(key):
-                tasks.remove(key)
+                tasks.retire_key(key)
                 tasks.forget_signal(key)
 
     async def stop(self) -> None:

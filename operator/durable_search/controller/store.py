@@ -24,29 +24,67 @@ def key_of(body: Mapping[str, Any]) -> Key:
 
 
 class ObjectStore:
-    """Newest known body per object, and a wake-up signal per key."""
+    """Newest known body per object, and a wake-up signal per key.
+
+    A finished object is *retired*: its body is dropped (thousands add up) but its version is
+    kept as a floor, so that a watch event older than what we already know — the create's
+    ADDED arriving after the outcome we wrote, a slow watch under load — can never bring back
+    a finished task as if it had not run (its worker would send the request again).
+    """
 
     def __init__(self) -> None:
         self._bodies: dict[Key, Body] = {}
+        self._floors: dict[Key, tuple[str, Body]] = {}  # retired: uid, a metadata-only body
         self._signals: dict[Key, asyncio.Event] = defaultdict(asyncio.Event)
 
     def get(self, key: Key) -> Body | None:
         return self._bodies.get(key)
 
     def put(self, body: Body) -> bool:
-        """Keep ``body`` if it is not older than what is held; True when it was kept."""
+        """Keep ``body`` if it is not older than what is held (or retired); True when kept."""
         key = key_of(body)
         held = self._bodies.get(key)
+        if held is None and key in self._floors:
+            uid, floor = self._floors[key]
+            if body["metadata"].get("uid") == uid and version_order(body, floor) <= 0:
+                return False
+            del self._floors[key]
         if held is not None and version_order(body, held) < 0:
             return False
         self._bodies[key] = body
         self.poke(key)
         return True
 
+    def retire(self, body: Body) -> None:
+        """Forget ``body``'s object but refuse any version of it not newer than ``body``."""
+        key = key_of(body)
+        held = self._bodies.get(key)
+        newest = held if held is not None and version_order(held, body) > 0 else body
+        metadata = newest["metadata"]
+        floor = {
+            "metadata": {
+                "uid": metadata.get("uid"),
+                "resourceVersion": metadata.get("resourceVersion"),
+            }
+        }
+        self._floors[key] = (str(metadata.get("uid")), floor)
+        self._bodies.pop(key, None)
+        self.poke(key)
+
+    def retire_key(self, key: Key) -> None:
+        """Retire what is held under ``key``, if anything."""
+        held = self._bodies.get(key)
+        if held is not None:
+            self.retire(held)
+
     def remove(self, key: Key, uid: str | None = None) -> None:
+        """The object is gone (deleted): forget it, its floor too."""
         held = self._bodies.get(key)
         if held is not None and (uid is None or held["metadata"].get("uid") == uid):
             del self._bodies[key]
+        floor = self._floors.get(key)
+        if floor is not None and (uid is None or floor[0] == uid):
+            del self._floors[key]
         self.poke(key)
 
     def poke(self, key: Key) -> None:

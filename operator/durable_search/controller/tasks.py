@@ -106,6 +106,13 @@ async def _send_and_record(
     created: dt.datetime,
     sent: engine.Send,
 ) -> None:
+    logger.debug(
+        "%s/%s: sending %s %s (rv %s)",
+        *key,
+        sent.kind,
+        sent.number,
+        body["metadata"].get("resourceVersion"),
+    )
     exchange = await _exchange(ctx, key, body, spec, sent)
     if exchange is None:
         return  # terminated or deleted mid-flight: the next decision handles it
@@ -118,6 +125,7 @@ async def _send_and_record(
         )
         try:
             await _write_patiently(ctx, key, body, new_status)
+            logger.debug("%s/%s: recorded %s %s", *key, sent.kind, sent.number)
             return
         except RefusedError as refusal:
             # Never send again as if nothing happened: record that it could not be recorded.
