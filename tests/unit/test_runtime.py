@@ -62,7 +62,7 @@ def test_finished_objects_leave_no_signal_and_no_search_behind() -> None:
             await runtime.on_task_event("ADDED", finished_task(n))
 
     asyncio.run(replay())
-    assert tasks._signals == {} and searches._signals == {}
+    assert tasks.signals == 0 and searches.signals == 0
     assert searches.get(("ns", "s1")) is None
     assert tasks.get(("ns", "s1-a")) is None, "nobody folds a finished task in: hold nothing"
 

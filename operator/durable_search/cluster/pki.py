@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,80 +69,19 @@ def ensure_pki(directory: Path) -> Pki:
     if pki.service_account_pub.exists():
         return pki
     directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.datetime.now(datetime.UTC)
+    ca = CertificateAuthority.create("durable-search-local-ca")
+    _write_key(pki.ca_key, ca.key)
+    _write_cert(pki.ca_cert, ca.cert)
 
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "durable-search-local-ca")])
-    ca_cert = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + _VALIDITY)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                key_cert_sign=True,
-                crl_sign=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(ca_key, hashes.SHA256())
+    serving_key, serving_cert = ca.issue(
+        "kube-apiserver", server=True, names=["localhost", "127.0.0.1", "10.0.0.1"]
     )
-    _write_key(pki.ca_key, ca_key)
-    _write_cert(pki.ca_cert, ca_cert)
-
-    def issue(common_name: str, organization: str | None, server: bool) -> tuple[object, bytes]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
-        if organization:
-            attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name(attributes))
-            .issuer_name(ca_name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + _VALIDITY)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(
-                x509.ExtendedKeyUsage(
-                    [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
-                ),
-                critical=False,
-            )
-        )
-        if server:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName(
-                    [
-                        x509.DNSName("localhost"),
-                        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-                        x509.IPAddress(ipaddress.ip_address("10.0.0.1")),
-                    ]
-                ),
-                critical=False,
-            )
-        cert = builder.sign(ca_key, hashes.SHA256())
-        return key, cert.public_bytes(serialization.Encoding.PEM)
-
-    serving_key, serving_pem = issue("kube-apiserver", None, server=True)
     _write_key(pki.serving_key, serving_key)
-    pki.serving_cert.write_bytes(serving_pem)
+    _write_cert(pki.serving_cert, serving_cert)
 
-    admin_key, admin_pem = issue(ADMIN_USER, "system:masters", server=False)
+    admin_key, admin_cert = ca.issue(ADMIN_USER, organization="system:masters")
     _write_key(pki.admin_key, admin_key)
-    pki.admin_cert.write_bytes(admin_pem)
+    _write_cert(pki.admin_cert, admin_cert)
 
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     _write_key(pki.service_account_key, sa_key)
@@ -151,6 +91,82 @@ def ensure_pki(directory: Path) -> Pki:
         )
     )
     return pki
+
+
+@dataclass(frozen=True)
+class CertificateAuthority:
+    """A throwaway CA: its key and self-signed certificate, and what it signs."""
+
+    key: ec.EllipticCurvePrivateKey
+    cert: x509.Certificate
+
+    @classmethod
+    def create(cls, common_name: str) -> CertificateAuthority:
+        key = ec.generate_private_key(ec.SECP256R1())
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+        usage = x509.KeyUsage(
+            digital_signature=True,
+            key_cert_sign=True,
+            crl_sign=True,
+            content_commitment=False,
+            key_encipherment=False,
+            data_encipherment=False,
+            key_agreement=False,
+            encipher_only=False,
+            decipher_only=False,
+        )
+        cert = (
+            _valid_now(x509.CertificateBuilder().subject_name(name).issuer_name(name))
+            .public_key(key.public_key())
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .add_extension(usage, critical=True)
+            .sign(key, hashes.SHA256())
+        )
+        return cls(key, cert)
+
+    def issue(
+        self,
+        common_name: str,
+        *,
+        organization: str | None = None,
+        server: bool = False,
+        names: Sequence[str] = (),
+    ) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+        """A new key and its certificate: for a server (``names``: DNS names or IPs) or a client."""
+        key = ec.generate_private_key(ec.SECP256R1())
+        attributes = [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+        if organization:
+            attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organization))
+        purpose = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
+        builder = (
+            _valid_now(x509.CertificateBuilder().subject_name(x509.Name(attributes)))
+            .issuer_name(self.cert.subject)
+            .public_key(key.public_key())
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(x509.ExtendedKeyUsage([purpose]), critical=False)
+        )
+        if names:
+            builder = builder.add_extension(
+                x509.SubjectAlternativeName([_general_name(name) for name in names]),
+                critical=False,
+            )
+        return key, builder.sign(self.key, hashes.SHA256())
+
+
+def _valid_now(builder: x509.CertificateBuilder) -> x509.CertificateBuilder:
+    now = datetime.datetime.now(datetime.UTC)
+    return (
+        builder.serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + _VALIDITY)
+    )
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
 
 
 def _write_key(path: Path, key: object) -> None:

@@ -40,6 +40,11 @@ class ObjectStore:
     def get(self, key: Key) -> Body | None:
         return self._bodies.get(key)
 
+    @property
+    def signals(self) -> int:
+        """How many keys hold a change signal (a worker waits, or waited, on each)."""
+        return len(self._signals)
+
     def put(self, body: Body) -> bool:
         """Keep ``body`` if it is not older than what is held (or retired); True when kept."""
         key = key_of(body)
