@@ -1,0 +1,143 @@
+"""Who in a ring of operators owns an object: pure decisions over Leases and uids.
+
+Each member holds one Lease (``<ring>-<identity>``) and renews it; a member is live while its
+Lease is renewed within its duration and not marked as leaving. Objects are spread over the live
+members by rendezvous (highest-random-weight) hashing of their *ring key* — the controller
+owner's uid, else their own — so a Search and every child of it land on one member, and when a
+member joins or leaves only the keys it gains or held move (about 1/N of them), never a
+reshuffle of the rest.
+
+Nothing here reads a clock or the network: the caller passes ``now`` and the Leases it listed.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from durable_search.api.timestamps import parse_time
+
+RING_LABEL = "durablesearch.dev/ring"
+LEAVING_ANNOTATION = "durablesearch.dev/leaving"
+DEFAULT_LEASE_SECONDS = 15
+
+
+def ring_key(body: Mapping[str, Any]) -> str:
+    """The uid that places ``body`` on the ring: its controller owner's, else its own."""
+    metadata = body.get("metadata") or {}
+    for reference in metadata.get("ownerReferences") or ():
+        if reference.get("controller") and reference.get("uid"):
+            return str(reference["uid"])
+    return str(metadata.get("uid") or "")
+
+
+def _weight(member: str, key: str) -> int:
+    digest = hashlib.blake2b(f"{member}\0{key}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def owner_of(key: str, members: Sequence[str]) -> str | None:
+    """The member that owns ``key`` among ``members`` (None when there are none)."""
+    if not members:
+        return None
+    return max(members, key=lambda member: (_weight(member, key), member))
+
+
+@dataclass(frozen=True)
+class Member:
+    """What a member's Lease says about it."""
+
+    identity: str
+    renewed: datetime.datetime | None
+    lease_seconds: int
+    leaving: bool
+
+    def live(self, now: datetime.datetime) -> bool:
+        if self.leaving or self.renewed is None:
+            return False
+        return now < self.renewed + datetime.timedelta(seconds=self.lease_seconds)
+
+    def lapsed(self, now: datetime.datetime) -> bool:
+        """True once the Lease can no longer be trusted to mean a live holder."""
+        return not self.live(now)
+
+
+def member_of_lease(lease: Mapping[str, Any]) -> Member | None:
+    """The member a ring Lease describes, or None for a Lease that is not a member's."""
+    spec = lease.get("spec") or {}
+    identity = spec.get("holderIdentity")
+    if not identity:
+        return None
+    annotations = (lease.get("metadata") or {}).get("annotations") or {}
+    renew = spec.get("renewTime") or spec.get("acquireTime")
+    return Member(
+        identity=str(identity),
+        renewed=parse_time(renew) if renew else None,
+        lease_seconds=int(spec.get("leaseDurationSeconds") or DEFAULT_LEASE_SECONDS),
+        leaving=annotations.get(LEAVING_ANNOTATION) == "true",
+    )
+
+
+def live_members(leases: Iterable[Mapping[str, Any]], now: datetime.datetime) -> tuple[str, ...]:
+    """The identities of the live members, sorted (the same list for every member)."""
+    members = (member_of_lease(lease) for lease in leases)
+    return tuple(sorted({m.identity for m in members if m is not None and m.live(now)}))
+
+
+def lease_name(ring: str, identity: str) -> str:
+    return f"{ring}-{identity}"
+
+
+def lease_body(
+    ring: str,
+    identity: str,
+    now: datetime.datetime,
+    *,
+    lease_seconds: int = DEFAULT_LEASE_SECONDS,
+    leaving: bool = False,
+) -> dict[str, Any]:
+    """The Lease a member writes to say it is live (or leaving)."""
+    stamp = now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {
+        "apiVersion": "coordination.k8s.io/v1",
+        "kind": "Lease",
+        "metadata": {
+            "name": lease_name(ring, identity),
+            "labels": {RING_LABEL: ring},
+            "annotations": {LEAVING_ANNOTATION: "true" if leaving else "false"},
+        },
+        "spec": {
+            "holderIdentity": identity,
+            "leaseDurationSeconds": lease_seconds,
+            "renewTime": stamp,
+        },
+    }
+
+
+@dataclass(frozen=True)
+class Shares:
+    """A snapshot of the ring as one member sees it."""
+
+    me: str
+    members: tuple[str, ...]
+
+    def owns(self, key: str) -> bool:
+        return owner_of(key, self.members) == self.me
+
+    def moved(self, before: Shares, keys: Iterable[str]) -> tuple[set[str], set[str]]:
+        """(gained, lost): the keys this member owns now but did not before, and the reverse."""
+        gained, lost = set(), set()
+        for key in keys:
+            was, now = before.owns(key), self.owns(key)
+            if now and not was:
+                gained.add(key)
+            elif was and not now:
+                lost.add(key)
+        return gained, lost
+
+    def share_of(self, rate: float) -> float:
+        """This member's part of a rate shared by the ring (approximate: keys are not rates)."""
+        return rate / max(1, len(self.members))
