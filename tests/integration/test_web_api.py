@@ -187,14 +187,15 @@ def test_the_watcher_rides_the_long_poll_to_the_final_200(
     http: httpx.Client,
     api_client: client.ApiClient,
     web_namespace: str,
-    slow: str,
     provider_factory: Any,
     demo_site: DemoSite,
 ) -> None:
-    # Two providers finishing a second apart: the watcher's first long-poll answers 202 at the
-    # first one's outcome, then it follows Location until the 200.
-    quicker = provider_factory(demo_site.url("web-quicker", delay=1))
-    search_id = start(http, "watched", [quicker, slow])
+    # Two providers finishing seconds apart: the watcher's first long-poll answers 202 at the
+    # first one's outcome, then it follows Location until the 200. The first takes 3 s so that
+    # the watcher's first request is surely waiting by then, even on a loaded machine.
+    quicker = provider_factory(demo_site.url("web-quicker", delay=3))
+    slower = provider_factory(demo_site.url("web-slower", delay=8))
+    search_id = start(http, "watched", [quicker, slower])
     wait_finished(http, search_id)
     custom = client.CustomObjectsApi(api_client)
 
@@ -216,10 +217,10 @@ def test_the_watcher_rides_the_long_poll_to_the_final_200(
     assert [e.get("statusCode") for e in task["status"]["attemptLog"]][-1] == 200
     # The fan-in does not count the watcher.
     document = http.get(f"/api/searches/{search_id}").json()
-    assert [r["name"] for r in document["output"]["results"]] == [quicker, slow]
+    assert [r["name"] for r in document["output"]["results"]] == [quicker, slower]
     watcher = http.get(f"/api/searches/{search_id}/watcher").json()
     assert (watcher["phase"], watcher["statusCode"]) == ("Succeeded", 200)
-    no_watcher = start(http, "unwatched", [slow], watcher=False)
+    no_watcher = start(http, "unwatched", [quicker], watcher=False)
     assert http.get(f"/api/searches/{no_watcher}/watcher").status_code == 404
 
 

@@ -37,3 +37,14 @@ def test_a_recreated_object_and_a_deletion_clear_the_floor() -> None:
     store.retire(body(4, uid="u2"))
     store.remove(("ns", "t"), "u2")
     assert store.put(body(1, uid="u2"))
+
+
+def test_a_body_read_from_the_api_server_is_kept_even_at_the_retired_version() -> None:
+    # A Search looking up a finished child (someone else's under its name) must see it, or it
+    # would look it up again and again.
+    store = ObjectStore()
+    store.retire(body(7, phase="Succeeded"))
+    assert store.put_read(body(7, phase="Succeeded"))
+    assert store.get(("ns", "t")) == body(7, phase="Succeeded")
+    store.retire(body(9, phase="Succeeded"))
+    assert not store.put_read(body(8)), "an older read is still older"

@@ -97,16 +97,23 @@ class ControlPlane:
         state = self.state()
         if state is None:
             return False
-        if not all(_is_our_process(state.pids[name], state.binaries[name]) for name in _COMPONENTS):
+        if not self._processes_alive(state):
             return False
         return self._readyz(state) == "ok"
+
+    @staticmethod
+    def _processes_alive(state: RunningState) -> bool:
+        return all(_is_our_process(state.pids[name], state.binaries[name]) for name in _COMPONENTS)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self) -> RunningState:
         """Start the control plane, or return the one already running here (idempotent)."""
         state = self.state()
-        if state is not None and self.is_running():
+        if state is not None and self._processes_alive(state):
+            # Ours and alive: wait for it to answer rather than restart it because /readyz was
+            # slow once (a busy machine, a post-start hook still settling).
+            self._wait_ready(state)
             write_kubeconfig(self.kubeconfig, state.server, self._pki)
             return state
         if state is not None:

@@ -177,7 +177,7 @@ async def _create_child(ctx: SearchContext, manifest: Mapping[str, Any]) -> str 
         return None
     # The name is taken: ours from before a restart, or someone else's (checked by owner uid).
     with contextlib.suppress(NotFoundError):
-        ctx.tasks.put(without_bookkeeping(await ctx.api.get(HTTPTASK_PLURAL, namespace, name)))
+        ctx.tasks.put_read(without_bookkeeping(await ctx.api.get(HTTPTASK_PLURAL, namespace, name)))
     return None
 
 
@@ -218,7 +218,7 @@ async def _recover(
     missing = []
     for name in names:
         try:
-            ctx.tasks.put(
+            ctx.tasks.put_read(
                 without_bookkeeping(await ctx.api.get(HTTPTASK_PLURAL, ref.namespace, name))
             )
         except NotFoundError:

@@ -60,6 +60,17 @@ class ObjectStore:
         self.poke(key)
         return True
 
+    def put_read(self, body: Body) -> bool:
+        """Keep ``body`` just read from the API server: it is the truth now, even when the
+        object was retired at that very version (a finished child a Search looks up)."""
+        key = key_of(body)
+        floor = self._floors.get(key)
+        if floor is not None and floor[0] == body["metadata"].get("uid"):
+            if version_order(body, floor[1]) < 0:
+                return False
+            del self._floors[key]
+        return self.put(body)
+
     def retire(self, body: Body) -> None:
         """Forget ``body``'s object but refuse any version of it not newer than ``body``."""
         key = key_of(body)
