@@ -373,3 +373,100 @@ def test_the_timeline_draws_retries_waits_and_polls_at_their_offsets(
     assert watcher["segments"][0]["kind"] == "attempt"
     assert watcher["segments"][-1]["statusCode"] == 200
     assert problem(http.get("/api/searches/s-000000000000/timeline"), 404)
+
+
+# -- client mode: the caller's own rights ---------------------------------------------------
+
+
+def token_for(kubectl: Kubectl, namespace: str, account: str, *rules: tuple[str, str]) -> str:
+    kubectl("create", "serviceaccount", account, "-n", namespace)
+    for index, (verbs, resources) in enumerate(rules):
+        role = f"{account}-{index}"
+        kubectl(
+            "create", "role", role, f"--verb={verbs}", f"--resource={resources}", "-n", namespace
+        )
+        kubectl(
+            "create",
+            "rolebinding",
+            role,
+            f"--role={role}",
+            f"--serviceaccount={namespace}:{account}",
+            "-n",
+            namespace,
+        )
+    return kubectl("create", "token", account, "-n", namespace).strip()
+
+
+def test_in_client_mode_rerun_and_purge_act_with_the_callers_own_rights(
+    crds: None,
+    kubeconfig: Any,
+    namespace: str,
+    operator: Any,
+    tmp_path: Any,
+    kubectl: Kubectl,
+    api_client: client.ApiClient,
+    custom: client.CustomObjectsApi,
+    demo_site: DemoSite,
+) -> None:
+    provider = create_provider(api_client, namespace, "site", demo_site.url("m-client"))
+    searches_ = "searches.durablesearch.dev"
+    tasks = "httptasks.durablesearch.dev"
+    providers = "searchproviders.durablesearch.dev"
+    starter = token_for(
+        kubectl,
+        namespace,
+        "starter",
+        ("get,list,create", searches_),
+        ("get,create", tasks),
+        ("get", providers),
+    )
+    rerunner = token_for(
+        kubectl, namespace, "rerunner", ("get,list,create", searches_), ("get", tasks)
+    )
+    lister = token_for(kubectl, namespace, "lister", ("get,list", searches_))
+    purger = token_for(kubectl, namespace, "purger", ("get,list,delete", searches_))
+    web = WebProcess(kubeconfig, tmp_path / "web.log", namespace, ["--auth=client"]).start()
+
+    def count() -> int:
+        listed = custom.list_namespaced_custom_object(GROUP, VERSION, namespace, SEARCH_PLURAL)
+        return len(listed["items"])
+
+    try:
+        with httpx.Client(base_url=web.base, trust_env=False, timeout=70) as http:
+            as_ = lambda token: {"Authorization": f"Bearer {token}"}  # noqa: E731
+            body = {"query": "mine", "providers": [provider]}
+            started = http.post("/api/searches", json=body, headers=as_(starter))
+            assert started.status_code == 202, started.text
+            watched = started.json()["id"]
+            unwatched = http.post(
+                "/api/searches", json={**body, "watcher": False}, headers=as_(starter)
+            ).json()["id"]
+            before = count()
+            # The original has a watcher: a caller who may not create HttpTasks is refused
+            # before anything is created.
+            refused = http.post(f"/api/searches/{watched}/rerun", headers=as_(rerunner))
+            assert "create httptasks" in problem(refused, 403)
+            assert count() == before
+            rerun = http.post(f"/api/searches/{unwatched}/rerun", headers=as_(rerunner))
+            assert rerun.status_code == 202, rerun.text
+            assert count() == before + 1
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                finished = http.get(
+                    "/api/searches", params={"runtimeStatus": "Completed"}, headers=as_(lister)
+                ).json()["items"]
+                if len(finished) == 3:
+                    break
+                time.sleep(0.2)
+            assert problem(
+                http.delete(
+                    "/api/searches", params={"runtimeStatus": "Completed"}, headers=as_(lister)
+                ),
+                403,
+            )
+            purged = http.delete(
+                "/api/searches", params={"runtimeStatus": "Completed"}, headers=as_(purger)
+            )
+            assert purged.json() == {"instancesDeleted": 3}, purged.text
+    finally:
+        web.stop()
