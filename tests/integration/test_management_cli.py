@@ -88,6 +88,8 @@ def test_list_and_get_show_searches_newest_first_filtered_in_every_format(
     assert f"{done}: Completed 1/1" in shown.stdout
     assert "query:   done one" in shown.stdout
     assert "site  ✔ Succeeded 200" in shown.stdout
+    timeline = shown.stdout.split("timeline (from each HttpTask's attemptLog", 1)[1]
+    assert "site  +" in timeline and "attempt 1 → 200" in timeline
     assert (
         json.loads(cli(kubeconfig, namespace, "get", done, "-o", "json").stdout)["status"]["phase"]
         == "Completed"

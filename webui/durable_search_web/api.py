@@ -34,10 +34,10 @@ from durable_search.api.constants import (
 from durable_search.api.timestamps import now as utc_now
 from durable_search.api.timestamps import parse_time
 from durable_search.engine import management
+from durable_search.engine import timeline as timeline_doc
 from durable_search.engine.fanin import output_html, provider_html, text_body
 from durable_search.engine.names import watcher_name
 from durable_search_web import status as status_doc
-from durable_search_web import timeline as timeline_doc
 from durable_search_web import validation
 from durable_search_web.access import (
     CREATE_HTTPTASKS,

@@ -26,7 +26,7 @@ from durable_search.api.constants import GROUP, HTTPTASK_PLURAL, SEARCH_PLURAL, 
 from durable_search.api.timestamps import format_duration, now, parse_time
 from durable_search.commands.common import add_common_flags
 from durable_search.commands.progress import progress_lines
-from durable_search.engine import management
+from durable_search.engine import management, timeline
 from durable_search.engine.names import watcher_name
 from durable_search.errors import ConflictError, KubeApiError, NotFoundError
 from durable_search.kube.api import KubeApi, custom_path
@@ -220,6 +220,12 @@ async def run_get(api: KubeApi, namespace: str, args: argparse.Namespace) -> int
     for condition in (search.get("status") or {}).get("conditions") or ():
         if condition.get("message"):
             lines.append(f"  {condition.get('type')}: {condition.get('message')}")
+    drawn = timeline.timeline(search, children, await _watcher_of(api, namespace, search), now())
+    if drawn["lanes"]:
+        lines.append("  timeline (from each HttpTask's attemptLog, offsets from the start):")
+        width = max(len(str(lane["name"])) for lane in drawn["lanes"])
+        for lane in drawn["lanes"]:
+            lines.append(f"    {lane['name']:<{width}}  {timeline.describe_lane(lane)}")
     print("\n".join(lines))
     return EXIT_OK
 

@@ -155,3 +155,25 @@ def timeline(
         "endMs": end,
         "lanes": lanes,
     }
+
+
+def _seconds(ms: int) -> str:
+    return f"{ms} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+
+
+def describe_lane(lane: Mapping[str, Any]) -> str:
+    """One lane in words, for the terminal: ``+0.1 s attempt 1 → 503 (40 ms), wait 1.0 s, ...``."""
+    parts: list[str] = []
+    for segment in lane["segments"]:
+        length = _seconds(int(segment["endMs"]) - int(segment["startMs"]))
+        if segment["kind"] == "wait":
+            parts.append(f"wait {length}")
+        elif segment["kind"] == "inflight":
+            parts.append(f"{segment['for']} in flight {length}")
+        else:
+            answer = segment.get("statusCode") or segment.get("error") or "no answer"
+            at = _seconds(int(segment["startMs"]))
+            parts.append(f"+{at} {segment['kind']} {segment['number']} → {answer} ({length})")
+    if lane.get("truncated"):
+        parts.insert(0, "…")
+    return ", ".join(parts) if parts else "nothing yet"

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from durable_search_web.timeline import timeline
+from durable_search.engine.timeline import describe_lane, timeline
 
 pytestmark = pytest.mark.unit
 START = dt.datetime(2026, 1, 1, 12, 0, 0, tzinfo=dt.UTC)
@@ -107,3 +107,21 @@ def test_an_exchange_past_its_due_time_is_in_flight_and_a_lost_log_is_flagged() 
     assert missing["segments"] == [] and missing["phase"] == "Pending"
     assert watching["role"] == "watcher" and watching["segments"][0]["endMs"] == 30005
     assert watching["truncated"]  # 1 logged of 4 exchanges
+
+
+def test_a_lane_reads_as_words_in_the_terminal() -> None:
+    flaky = task(
+        {
+            "phase": "Succeeded",
+            "attempts": 2,
+            "attemptLog": [
+                {"attempt": 1, "startTime": at(10), "durationMs": 40, "statusCode": 503},
+                {"attempt": 2, "startTime": at(1050), "durationMs": 30, "statusCode": 200},
+            ],
+        }
+    )
+    document = timeline(SEARCH, {"s-1-flaky": flaky}, None, START)
+    assert describe_lane(document["lanes"][0]) == (
+        "+10 ms attempt 1 → 503 (40 ms), wait 1.0 s, +1.1 s attempt 2 → 200 (30 ms)"
+    )
+    assert describe_lane(document["lanes"][1]) == "nothing yet"
