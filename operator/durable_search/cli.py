@@ -17,9 +17,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    from durable_search.commands import cluster, demo_site, operator, start, up, web
+    from durable_search.commands import cluster, demo_site, manage, operator, start, up, web
 
-    for command in (start, operator, web, up, demo_site, cluster):
+    for command in (start, manage, operator, web, up, demo_site, cluster):
         command.add_parser(subparsers)
     return parser
 

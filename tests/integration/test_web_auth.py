@@ -171,6 +171,11 @@ def test_client_mode_authorizes_before_any_lookup_so_strangers_learn_nothing(
         ("POST", "/api/searches/{id}/terminate"),
         ("DELETE", "/api/searches/{id}"),
         ("GET", "/api/GetResult?id={id}"),
+        ("PUT", "/api/searches/{id}"),
+        ("POST", "/api/searches/{id}/rerun"),
+        ("GET", "/api/searches/{id}/timeline"),
+        ("POST", "/api/searches/{id}/terminate?reason=enough"),
+        ("DELETE", "/api/searches?runtimeStatus=Completed&x={id}"),
     ]
     credentials: list[tuple[dict[str, str], int]] = [
         ({}, 401),

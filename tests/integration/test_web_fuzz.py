@@ -11,7 +11,9 @@ minute.
 
 Answers that depend on state the document cannot express are allowed for valid data, per
 operation: an unknown provider name is a 400 (the contract's), a finished Search cannot be
-terminated (410), a Failed Search has no result (400). Nothing else is relaxed.
+terminated (410), a Failed Search has no result (400), a PUT under an id taken by another
+input is a 409, a rerun of an unknown id a 404, a purge without any filter a 400, and a
+terminating Search's reason cannot change (422). Nothing else is relaxed.
 """
 
 from __future__ import annotations
@@ -38,8 +40,20 @@ include-operation-id = ["startSearch", "compatStartSearch"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "429"]
 
 [[operations]]
+include-operation-id = "putSearch"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "409", "429"]
+
+[[operations]]
+include-operation-id = "rerunSearch"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "429"]
+
+[[operations]]
+include-operation-id = "purgeSearches"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403"]
+
+[[operations]]
 include-operation-id = "terminateSearch"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "410"]
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "410", "422"]
 
 [[operations]]
 include-operation-id = ["getResult", "compatGetResult"]

@@ -209,3 +209,43 @@ def test_a_query_needs_a_character_that_is_not_white_space() -> None:
     for blank in ("", " ", "\t\n", "\u2003", "\x1c"):
         assert status_of(lambda blank=blank: validation.parse_query(blank)) == 400
     assert validation.parse_query(" café ") == " café "
+
+
+# -- the management routes' inputs ----------------------------------------------------------
+
+
+@PROFILE
+@given(st.text(max_size=80))
+@example("a" * 63)
+@example("a" * 64)
+@example("Upper")
+@example("ok-id")
+def test_a_put_id_is_accepted_exactly_when_the_documented_pattern_matches(raw: str) -> None:
+    documented = bool(re.match(ecma(validation.DNS_LABEL_PATTERN), raw)) and len(raw) <= 63
+    assert (status_of(lambda: validation.check_new_id(raw)) == 200) == documented
+
+
+@PROFILE
+@given(st.text(max_size=300))
+@example("x" * 256)
+@example("x" * 257)
+@example("tab\there")
+def test_a_terminate_reason_is_accepted_exactly_when_the_documented_pattern_matches(
+    raw: str,
+) -> None:
+    from durable_search_web.openapi import _REASON_PATTERN
+
+    documented = bool(re.match(ecma(_REASON_PATTERN), raw)) and len(raw) <= 256
+    assert (status_of(lambda: validation.parse_terminate_reason(raw)) == 200) == documented
+
+
+def test_a_purge_needs_a_filter_and_takes_the_lists_own() -> None:
+    assert status_of(lambda: validation.parse_purge({})) == 400
+    assert status_of(lambda: validation.parse_purge({"top": "5"})) == 400
+    assert status_of(lambda: validation.parse_purge({"runtimeStatus": "Done"})) == 400
+    selection = validation.parse_purge(
+        {"runtimeStatus": "Failed,Completed", "createdTimeTo": "2026-01-01T00:00:00Z"}
+    )
+    assert selection.statuses == {SearchPhase.FAILED, SearchPhase.COMPLETED}
+    assert selection.created_to == dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    assert selection.created_from is None

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import secrets
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -24,24 +23,20 @@ from kubernetes_asyncio import client as k8s
 from kubernetes_asyncio.client.exceptions import ApiException
 
 from durable_search.api.constants import (
-    API_VERSION,
     GROUP,
-    HTTPTASK_KIND,
     HTTPTASK_PLURAL,
-    LABEL_ROLE,
-    LABEL_SEARCH_NAME,
-    LABEL_SEARCH_UID,
     PROVIDER_PLURAL,
-    ROLE_WATCHER,
     SEARCH_KIND,
     SEARCH_PLURAL,
     VERSION,
     SearchPhase,
 )
+from durable_search.api.timestamps import now as utc_now
 from durable_search.api.timestamps import parse_time
+from durable_search.engine import management
+from durable_search.engine import timeline as timeline_doc
 from durable_search.engine.fanin import output_html, provider_html, text_body
-from durable_search.engine.fanout import SearchRef, owner_reference
-from durable_search.engine.names import label_value, watcher_name
+from durable_search.engine.names import watcher_name
 from durable_search_web import status as status_doc
 from durable_search_web import validation
 from durable_search_web.access import (
@@ -66,7 +61,6 @@ from durable_search_web.config import (
     LONG_POLLS,
     METRICS,
     ORIGIN,
-    WATCHER_LONG_POLL_SECONDS,
 )
 from durable_search_web.problems import ProblemError
 
@@ -152,12 +146,19 @@ def owned_by(task: Mapping[str, Any], search: Mapping[str, Any], *, controller: 
 async def recorded_children(
     request: web.Request, search: Mapping[str, Any], results: list[Mapping[str, Any]]
 ) -> dict[str, Body]:
-    """The HttpTasks ``results`` record, each read by its recorded name (owned ones only)."""
+    """The HttpTasks ``results`` record with a page, each read by its recorded name."""
     names = {
         str(r["httpTaskName"])
         for r in results
         if r.get("outcome") == "Succeeded" and validation.is_object_name(r.get("httpTaskName"))
     }
+    return await owned_children(request, search, names)
+
+
+async def owned_children(
+    request: web.Request, search: Mapping[str, Any], names: set[str]
+) -> dict[str, Body]:
+    """The HttpTasks named ``names`` that ``search`` controls (others are ignored, logged)."""
     if not names:
         return {}
     namespace = request.app[CACHE].namespace
@@ -202,22 +203,81 @@ def _api_problem(error: ApiException) -> ProblemError:
 # -- start ----------------------------------------------------------------------------------
 
 
-async def start_search(request: web.Request) -> web.Response:
+async def _start_body(request: web.Request) -> validation.StartRequest:
     if request.content_type != "application/json":
         raise ProblemError(415, "send the search as Content-Type: application/json")
     if (request.charset or "utf-8").lower() not in ("utf-8", "utf8"):
         raise ProblemError(415, "send the search as UTF-8 JSON (RFC 8259)")
     payload = validation.parse_json(await request.read())
-    return await _start(request, validation.parse_start(payload))
+    return validation.parse_start(payload)
+
+
+async def start_search(request: web.Request) -> web.Response:
+    wait = validation.parse_timeout(
+        request.query.get("waitForCompletionSeconds"),
+        LONG_POLL_MAX_SECONDS,
+        "waitForCompletionSeconds",
+    )
+    start = await _start_body(request)
+    name = management.new_search_name()
+    await _create(request, name, start)
+    if wait:
+        finished = await _wait_until_finished(request, name, wait)
+        if finished is not None:
+            return status_response(request, finished)
+    return _started(request, name)
+
+
+async def put_search(request: web.Request) -> web.Response:
+    """Start under the client's id, idempotently: the same input again answers as the status
+    route would (never a second run); another input, or a Search no start request made, 409."""
+    name = validation.check_new_id(request.match_info["id"])
+    start = await _start_body(request)
+    existing = await _find(request, name)
+    if existing is None:
+        if await _create(request, name, start) is not None:
+            return _started(request, name)
+        existing = await _find(request, name)  # created meanwhile by someone else
+        if existing is None:
+            raise ProblemError(409, f"search {name!r} was created and deleted meanwhile: retry")
+    same = management.same_start(existing, start)
+    if same is None:
+        raise ProblemError(
+            409, f"search {name!r} exists and was not made by a start request: choose another id"
+        )
+    if not same:
+        raise ProblemError(409, f"search {name!r} exists with another input")
+    return status_response(request, existing)
 
 
 async def compat_start(request: web.Request) -> web.Response:
     """The sample's ``GET /api/StartSearch?q=...``."""
     query = validation.parse_query(request.query.get("q"))
-    return await _start(request, validation.StartRequest(query))
+    name = management.new_search_name()
+    await _create(request, name, validation.StartRequest(query))
+    return _started(request, name)
 
 
-async def _start(request: web.Request, start: validation.StartRequest) -> web.Response:
+def _started(request: web.Request, name: str) -> web.Response:
+    urls = search_urls(request, name)
+    return web.json_response(
+        {"id": name, **urls},
+        status=202,
+        headers={"Location": urls["statusQueryGetUri"], "Retry-After": RETRY_AFTER_SECONDS},
+    )
+
+
+async def _find(request: web.Request, name: str) -> Body | None:
+    try:
+        return await lookup(request, name)
+    except ProblemError as problem:
+        if problem.status == 404:
+            return None
+        raise
+
+
+async def _create(request: web.Request, name: str, start: validation.StartRequest) -> Body | None:
+    """Create the Search (and its watcher) as the caller; None if ``name`` is taken."""
     config = request.app[CONFIG]
     authorizer = request.app[AUTHORIZER]
     caller = request[CALLER]
@@ -225,12 +285,7 @@ async def _start(request: web.Request, start: validation.StartRequest) -> web.Re
         # Checked before anything is created: a refused watcher must not leave half a start.
         await authorizer.require(caller, CREATE_HTTPTASKS)
     namespace = config.namespace
-    name = f"s-{secrets.token_hex(6)}"
-    spec: Body = {"query": start.query}
-    if start.providers:
-        spec["providerRefs"] = list(start.providers)
-    if config.default_ttl_seconds:
-        spec["ttlSecondsAfterFinished"] = config.default_ttl_seconds
+    body = management.start_manifest(name, start, config.default_ttl_seconds or None)
     async with authorizer.client_for(caller) as api:
         custom = k8s.CustomObjectsApi(api)
         for provider in start.providers:
@@ -244,85 +299,76 @@ async def _start(request: web.Request, start: validation.StartRequest) -> web.Re
                         400, f"unknown provider {provider!r} in {namespace}"
                     ) from None
                 raise _api_problem(error) from None
-        body = {
-            "apiVersion": API_VERSION,
-            "kind": SEARCH_KIND,
-            "metadata": {"name": name},
-            "spec": spec,
-        }
         try:
             created: Body = await custom.create_namespaced_custom_object(
                 GROUP, VERSION, namespace, SEARCH_PLURAL, body
             )
         except ApiException as error:
+            if error.status == 409 and _already_exists(error):
+                return None
             raise _api_problem(error) from None
         request.app[CACHE].put(created)
         if start.watcher:
-            try:
-                await custom.create_namespaced_custom_object(
-                    GROUP, VERSION, namespace, HTTPTASK_PLURAL, watcher_manifest(request, created)
-                )
-            except ApiException as error:
-                raise _api_problem(error) from None
-    urls = search_urls(request, name)
-    return web.json_response(
-        {"id": name, **urls},
-        status=202,
-        headers={"Location": urls["statusQueryGetUri"], "Retry-After": RETRY_AFTER_SECONDS},
-    )
+            await _create_watcher(request, custom, created)
+    return created
+
+
+def _already_exists(error: ApiException) -> bool:
+    try:
+        return bool(json.loads(error.body or "{}").get("reason") == "AlreadyExists")
+    except ValueError:
+        return False
+
+
+async def _create_watcher(
+    request: web.Request, custom: k8s.CustomObjectsApi, search: Mapping[str, Any]
+) -> None:
+    try:
+        await custom.create_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            request.app[CONFIG].namespace,
+            HTTPTASK_PLURAL,
+            watcher_manifest(request, search),
+        )
+    except ApiException as error:
+        raise _api_problem(error) from None
 
 
 def watcher_manifest(request: web.Request, search: Mapping[str, Any]) -> Body:
     """The sample's WatchWorkflow: an HttpTask riding this API's 202 long-polling to the end."""
     config = request.app[CONFIG]
-    metadata = search["metadata"]
-    ref = SearchRef(metadata["name"], metadata["namespace"], metadata["uid"])
-    deadline = (
-        int(search["spec"].get("deadlineSeconds", 300)) + config.watcher_deadline_margin_seconds
+    return management.watcher_manifest(
+        search, config.watcher_base, config.watcher_deadline_margin_seconds
     )
-    url = (
-        f"{config.watcher_base}/api/searches/{ref.name}?timeoutSeconds={WATCHER_LONG_POLL_SECONDS}"
-    )
-    return {
-        "apiVersion": API_VERSION,
-        "kind": HTTPTASK_KIND,
-        "metadata": {
-            "name": watcher_name(ref.name),
-            "labels": {
-                LABEL_SEARCH_UID: ref.uid,
-                LABEL_SEARCH_NAME: label_value(ref.name),
-                LABEL_ROLE: ROLE_WATCHER,
-            },
-            "ownerReferences": [owner_reference(ref, controller=False)],
-        },
-        "spec": {
-            "request": {
-                "method": "GET",
-                "url": url,
-                "headers": [{"name": "Accept", "value": "application/json"}],
-            },
-            "deadlineSeconds": deadline,
-            "attemptTimeoutSeconds": WATCHER_LONG_POLL_SECONDS + 15,
-            # A 503 (past --max-long-polls) or 429 says "still running, come back": the
-            # first request is retried on it (Retry-After honoured), and so is every poll
-            # (onStatusCodes applies to polls for as long as maxPolls allows).
-            "retry": {
-                "maxAttempts": 10,
-                "initialIntervalSeconds": 1,
-                "backoffCoefficient": 2,
-                "maxIntervalSeconds": 5,
-                "onStatusCodes": [429, 502, 503, 504],
-                "onTransportErrors": True,
-            },
-            "async": {
-                "enabled": True,
-                "minPollIntervalSeconds": 0,
-                "maxPollIntervalSeconds": 5,
-                "maxPolls": 10000,
-            },
-            "response": {"maxBodyBytes": 65536},
-        },
-    }
+
+
+async def _wait_until_finished(request: web.Request, name: str, timeout: float) -> Body | None:
+    """The Search once finished, if within ``timeout`` (Durable's WaitForCompletionOr...);
+    woken by the shared watch like a long-poll, and counted against the same cap."""
+    cache = request.app[CACHE]
+    slots = request.app[LONG_POLLS]
+    if not slots.acquire():
+        return None  # started all the same: the client polls the Location
+    request.app[METRICS].long_polls.inc()
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            current = cache.get(name)
+            if current is not None and status_doc.is_finished(current):
+                return current
+            changed = cache.change_event(name)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            try:
+                async with asyncio.timeout(remaining):
+                    await changed.wait()
+            except TimeoutError:
+                return None
+    finally:
+        request.app[METRICS].long_polls.dec()
+        slots.release()
 
 
 # -- status and long-poll -------------------------------------------------------------------
@@ -436,21 +482,27 @@ def _still_running(name: str) -> web.Response:
     )
 
 
+async def _watcher_of(request: web.Request, search: Mapping[str, Any]) -> Body | None:
+    """The Search's watcher HttpTask, if it has one (and owns it)."""
+    name = search["metadata"]["name"]
+    async with request.app[AUTHORIZER].client_for(request[CALLER]) as api:
+        try:
+            task: Body = await k8s.CustomObjectsApi(api).get_namespaced_custom_object(
+                GROUP, VERSION, request.app[CACHE].namespace, HTTPTASK_PLURAL, watcher_name(name)
+            )
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            raise _api_problem(error) from None
+    return task if owned_by(task, search, controller=False) else None
+
+
 async def get_watcher(request: web.Request) -> web.Response:
     """The watcher HttpTask's state, so the page can show its final status code."""
     name = request.match_info["id"]
     search = await lookup(request, name)
-    namespace = request.app[CACHE].namespace
-    async with request.app[AUTHORIZER].client_for(request[CALLER]) as api:
-        try:
-            task: Body = await k8s.CustomObjectsApi(api).get_namespaced_custom_object(
-                GROUP, VERSION, namespace, HTTPTASK_PLURAL, watcher_name(name)
-            )
-        except ApiException as error:
-            if error.status == 404:
-                raise ProblemError(404, f"search {name!r} has no watcher") from None
-            raise _api_problem(error) from None
-    if not owned_by(task, search, controller=False):
+    task = await _watcher_of(request, search)
+    if task is None:
         raise ProblemError(404, f"search {name!r} has no watcher")
     status = task.get("status") or {}
     return web.json_response(
@@ -506,6 +558,7 @@ async def list_searches(request: web.Request) -> web.Response:
 
 async def terminate(request: web.Request) -> web.Response:
     name = request.match_info["id"]
+    reason = validation.parse_terminate_reason(request.query.get("reason"))
     search = await lookup(request, name)
     if status_doc.is_finished(search):
         raise ProblemError(
@@ -519,7 +572,7 @@ async def terminate(request: web.Request) -> web.Response:
                 request.app[CACHE].namespace,
                 SEARCH_PLURAL,
                 name,
-                {"spec": {"terminate": True}},
+                management.terminate_patch(reason),
                 _content_type="application/merge-patch+json",  # type: ignore[call-arg]
             )
         except ApiException as error:
@@ -533,19 +586,103 @@ async def purge(request: web.Request) -> web.Response:
     if not status_doc.is_finished(search):
         raise ProblemError(409, f"search {name!r} is still running: terminate it first")
     async with request.app[AUTHORIZER].client_for(request[CALLER]) as api:
+        custom = k8s.CustomObjectsApi(api)
+        if not await _delete(request, custom, name, search["metadata"]["uid"]):
+            raise ProblemError(404, f"no search {name!r}")
+    return web.json_response({"instancesDeleted": 1})
+
+
+async def purge_many(request: web.Request) -> web.Response:
+    """Purge by filter: the finished Searches the filter selects (never a running one)."""
+    selection = validation.parse_purge(request.query)
+    chosen = management.purge_selection(request.app[CACHE].all(), selection)
+    gate = asyncio.Semaphore(CHILD_READS_AT_ONCE)
+    async with request.app[AUTHORIZER].client_for(request[CALLER]) as api:
+        custom = k8s.CustomObjectsApi(api)
+
+        async def delete(name: str, uid: str) -> bool:
+            async with gate:
+                return await _delete(request, custom, name, uid)
+
+        deleted = await asyncio.gather(*(delete(name, uid) for name, uid in chosen))
+    return web.json_response({"instancesDeleted": sum(deleted)})
+
+
+async def _delete(request: web.Request, custom: k8s.CustomObjectsApi, name: str, uid: str) -> bool:
+    """Delete the Search ``name`` if it is still the one with ``uid`` (False: gone already,
+    or re-created under the name since)."""
+    try:
+        await custom.delete_namespaced_custom_object(
+            GROUP,
+            VERSION,
+            request.app[CACHE].namespace,
+            SEARCH_PLURAL,
+            name,
+            body=k8s.V1DeleteOptions(
+                propagation_policy="Background", preconditions=k8s.V1Preconditions(uid=uid)
+            ),
+        )
+    except ApiException as error:
+        if error.status in (404, 409):
+            return False
+        raise _api_problem(error) from None
+    request.app[CACHE].remove(name)
+    return True
+
+
+async def rerun(request: web.Request) -> web.Response:
+    """Another run of a Search: its spec but terminate, created as the caller, with a watcher
+    if the original had one, labelled ``durablesearch.dev/rerun-of``."""
+    name = validation.check_name(request.match_info["id"])
+    authorizer = request.app[AUTHORIZER]
+    caller = request[CALLER]
+    namespace = request.app[CACHE].namespace
+    async with authorizer.client_for(caller) as api:
+        custom = k8s.CustomObjectsApi(api)
         try:
-            await k8s.CustomObjectsApi(api).delete_namespaced_custom_object(
+            # The full spec (inline providers too): the cache holds a slimmed copy.
+            original: Body = await custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, SEARCH_PLURAL, name
+            )
+        except ApiException as error:
+            if error.status == 404:
+                raise ProblemError(404, f"no search {name!r}") from None
+            raise _api_problem(error) from None
+        watched = await _watcher_of(request, original) is not None
+        if watched:
+            await authorizer.require(caller, CREATE_HTTPTASKS)
+        new_name = management.new_search_name()
+        try:
+            created: Body = await custom.create_namespaced_custom_object(
                 GROUP,
                 VERSION,
-                request.app[CACHE].namespace,
+                namespace,
                 SEARCH_PLURAL,
-                name,
-                propagation_policy="Background",
+                management.rerun_manifest(original, new_name),
             )
         except ApiException as error:
             raise _api_problem(error) from None
-    request.app[CACHE].remove(name)
-    return web.json_response({"instancesDeleted": 1})
+        request.app[CACHE].put(created)
+        if watched:
+            await _create_watcher(request, custom, created)
+    return _started(request, new_name)
+
+
+async def get_timeline(request: web.Request) -> web.Response:
+    """Each provider's attempts, waits and polls (and the watcher's long-polls), at offsets
+    from the Search's start: what the page draws. Bounded: at most 16 providers and the
+    watcher, each with its last 10 log entries."""
+    name = request.match_info["id"]
+    search = await lookup(request, name)
+    results = (search.get("status") or {}).get("results") or []
+    names = {
+        str(r["httpTaskName"]) for r in results if validation.is_object_name(r.get("httpTaskName"))
+    }
+    tasks, watcher = await asyncio.gather(
+        owned_children(request, search, names), _watcher_of(request, search)
+    )
+    document = timeline_doc.timeline(search, tasks, watcher, utc_now())
+    return web.json_response(document, headers={"Cache-Control": "no-store"})
 
 
 async def list_providers(request: web.Request) -> web.Response:
@@ -566,12 +703,25 @@ async def list_providers(request: web.Request) -> web.Response:
 _STATUS = Access((GET_SEARCHES,), watcher=True)
 _RESULT = Access((GET_SEARCHES, GET_HTTPTASKS))
 _START = Access((CREATE_SEARCHES,), start=True)
+# An equal PUT answers with the status; a rerun reads the original (and its watcher).
+_PUT = Access((CREATE_SEARCHES, GET_SEARCHES), start=True)
+_RERUN = Access((GET_SEARCHES, GET_HTTPTASKS, CREATE_SEARCHES), start=True)
 
 ROUTES: tuple[Route, ...] = (
     Route("POST", "/api/searches", start_search, _START, "startSearch"),
     Route("GET", "/api/searches", list_searches, Access((LIST_SEARCHES,)), "listSearches"),
+    Route(
+        "DELETE",
+        "/api/searches",
+        purge_many,
+        Access((LIST_SEARCHES, DELETE_SEARCHES)),
+        "purgeSearches",
+    ),
     Route("GET", "/api/searches/{id}", get_status, _STATUS, "getStatus"),
+    Route("PUT", "/api/searches/{id}", put_search, _PUT, "putSearch"),
     Route("DELETE", "/api/searches/{id}", purge, Access((DELETE_SEARCHES,)), "purgeSearch"),
+    Route("POST", "/api/searches/{id}/rerun", rerun, _RERUN, "rerunSearch"),
+    Route("GET", "/api/searches/{id}/timeline", get_timeline, _RESULT, "getTimeline"),
     Route("GET", "/api/searches/{id}/result", get_result, _RESULT, "getResult"),
     Route(
         "GET",

@@ -27,6 +27,14 @@ _ID = {
     "schema": {"type": "string", "pattern": validation.OBJECT_NAME_PATTERN, "maxLength": 253},
     "description": "The Search's metadata.name (s-<12 hex> for searches started here).",
 }
+_NEW_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string", "pattern": validation.DNS_LABEL_PATTERN, "maxLength": 63},
+    "description": "The id to start under: a DNS-1123 label (at most 63 characters).",
+}
+_REASON_PATTERN = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"
 _HTML = "text/html"
 _PROBLEM_MEDIA = "application/problem+json"
 _SANDBOXED = (
@@ -52,7 +60,8 @@ _PROBLEMS = {
     "403": "--auth client: the caller may not do this (a SelfSubjectAccessReview said no), "
     "or the Kubernetes API refused the write.",
     "404": "No such Search (or provider, or watcher).",
-    "409": "The Search is still running (purge), or the Kubernetes API saw a conflict.",
+    "409": "The Search is still running (purge); a PUT's id is taken by a Search with another "
+    "input, or by one no start request made; or the Kubernetes API saw a conflict.",
     "410": "The Search has finished already.",
     "413": f"The request body is larger than {MAX_REQUEST_BYTES} bytes.",
     "415": "The body is not UTF-8 application/json.",
@@ -123,6 +132,8 @@ def _links_to_search(expression: str) -> Json:
             ("GetResult", "getResult"),
             ("Terminate", "terminateSearch"),
             ("Purge", "purgeSearch"),
+            ("Rerun", "rerunSearch"),
+            ("GetTimeline", "getTimeline"),
         )
     }
     links["CompatGetResult"] = {
@@ -169,14 +180,28 @@ def _paths() -> Json:
                 "startSearch",
                 "Start a search (and its watcher)",
                 {
+                    "200": _response(
+                        "Finished within waitForCompletionSeconds: the final status.",
+                        status,
+                        headers={"ETag": _ETAG},
+                        links=_links_to_results(),
+                    ),
                     "202": _response(
                         "Started; Location is the status URL.",
                         check,
                         headers=started,
                         links=_links_to_search("$response.body#/id"),
-                    )
+                    ),
                 },
                 "400 401 403 409 413 415 422 429 502",
+                [
+                    _query(
+                        "waitForCompletionSeconds",
+                        {"type": "number", "minimum": 0, "maximum": LONG_POLL_MAX_SECONDS},
+                        "Wait up to this long for the Search to finish: 200 with its final "
+                        "status if it does, else 202 as without it.",
+                    )
+                ],
                 requestBody={
                     "required": True,
                     "content": {
@@ -229,8 +254,58 @@ def _paths() -> Json:
                     ),
                 ],
             ),
+            "delete": _operation(
+                "purgeSearches",
+                "Purge the finished searches a filter selects",
+                {"200": _response("Deleted.", _deleted())},
+                "400 401 403 502",
+                [
+                    _query(
+                        "runtimeStatus",
+                        {"type": "string", "pattern": validation.RUNTIME_STATUS_PATTERN},
+                        "Comma list of " + ", ".join(p.value for p in SearchPhase),
+                    ),
+                    _query("createdTimeFrom", {"type": "string", "format": "date-time"}),
+                    _query("createdTimeTo", {"type": "string", "format": "date-time"}),
+                ],
+                description="At least one filter (400 otherwise). Pending and Running searches "
+                "are never deleted (skipped, not counted); each delete carries the Search's "
+                "uid as a precondition.",
+            ),
         },
         "/api/searches/{id}": {
+            "put": _operation(
+                "putSearch",
+                "Start a search under this id, idempotently",
+                {
+                    "200": _response(
+                        "Started before with the same input, and finished: its status.",
+                        status,
+                        headers={"ETag": _ETAG},
+                        links=_links_to_results(),
+                    ),
+                    "202": _response(
+                        "Started now, or before with the same input and still running "
+                        "(then the body is its status). Location is the status URL.",
+                        check,
+                        headers=started,
+                        links=_links_to_search("$response.body#/id"),
+                    ),
+                },
+                "400 401 403 409 413 415 422 429 502",
+                [_NEW_ID],
+                requestBody={
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/StartRequest"}
+                        }
+                    },
+                },
+                description="The canonical input is kept in the annotation "
+                "durablesearch.dev/input. Another input under the same id, or a Search without "
+                "that annotation, is a 409.",
+            ),
             "get": _operation(
                 "getStatus",
                 "Status; long-polls with timeoutSeconds",
@@ -262,19 +337,38 @@ def _paths() -> Json:
             "delete": _operation(
                 "purgeSearch",
                 "Purge a finished search",
-                {
-                    "200": _response(
-                        "Deleted.",
-                        {
-                            "type": "object",
-                            "required": ["instancesDeleted"],
-                            "properties": {"instancesDeleted": {"type": "integer"}},
-                        },
-                    )
-                },
+                {"200": _response("Deleted.", _deleted())},
                 "400 401 403 404 409 502",
                 [_ID],
             ),
+        },
+        "/api/searches/{id}/rerun": {
+            "post": _operation(
+                "rerunSearch",
+                "Run a search again under a new id",
+                {
+                    "202": _response(
+                        "Started; Location is the new run's status URL.",
+                        check,
+                        headers=started,
+                        links=_links_to_search("$response.body#/id"),
+                    )
+                },
+                "400 401 403 404 409 422 429 502",
+                [_ID],
+                description="The spec is copied but terminate and terminateReason; a watcher is "
+                "created if the original had one; the new Search is labelled "
+                "durablesearch.dev/rerun-of: <id>.",
+            )
+        },
+        "/api/searches/{id}/timeline": {
+            "get": _operation(
+                "getTimeline",
+                "Each provider's attempts, waits and polls, and the watcher's long-polls",
+                {"200": _response("The timeline.", {"$ref": "#/components/schemas/Timeline"})},
+                read,
+                [_ID],
+            )
         },
         "/api/searches/{id}/result": {
             "get": _operation(
@@ -330,7 +424,19 @@ def _paths() -> Json:
                     )
                 },
                 "400 401 403 404 409 410 422 502",
-                [_ID],
+                [
+                    _ID,
+                    _query(
+                        "reason",
+                        {
+                            "type": "string",
+                            "maxLength": 256,
+                            "pattern": _REASON_PATTERN,
+                        },
+                        "Why: kept in spec.terminateReason and shown in the Search's condition "
+                        "message.",
+                    ),
+                ],
             )
         },
         "/api/searches/{id}/watcher": {
@@ -450,6 +556,14 @@ def _paths() -> Json:
     }
 
 
+def _deleted() -> Json:
+    return {
+        "type": "object",
+        "required": ["instancesDeleted"],
+        "properties": {"instancesDeleted": {"type": "integer", "minimum": 0}},
+    }
+
+
 def _retry_only() -> Json:
     return {"Retry-After": _RETRY_AFTER}
 
@@ -554,6 +668,7 @@ def _schemas() -> Json:
                 "message": _NULLABLE_STRING,
             },
         },
+        "Timeline": _timeline_schema(),
         "Problem": {
             "type": "object",
             "description": "RFC 9457 problem details.",
@@ -564,6 +679,52 @@ def _schemas() -> Json:
                 "status": {"type": "integer"},
                 "detail": _STRING,
             },
+        },
+    }
+
+
+def _timeline_schema() -> Json:
+    milliseconds = {"type": "integer", "minimum": 0}
+    segment = {
+        "type": "object",
+        "required": ["kind", "startMs", "endMs"],
+        "properties": {
+            "kind": {"enum": ["attempt", "poll", "wait", "inflight"]},
+            "for": {"enum": ["attempt", "poll"], "description": "wait, inflight: what is next"},
+            "number": {"type": "integer"},
+            "startMs": milliseconds,
+            "endMs": milliseconds,
+            "statusCode": {"type": "integer"},
+            "error": _STRING,
+        },
+    }
+    lane = {
+        "type": "object",
+        "required": ["name", "role", "phase", "segments", "truncated"],
+        "properties": {
+            "name": _STRING,
+            "role": {"enum": ["provider", "watcher"]},
+            "phase": _STRING,
+            "outcome": _NULLABLE_STRING,
+            "attempts": {"type": "integer"},
+            "polls": {"type": "integer"},
+            "segments": {"type": "array", "items": segment},
+            "truncated": {
+                "type": "boolean",
+                "description": "attemptLog keeps the last 10 exchanges: earlier ones are not drawn",
+            },
+        },
+    }
+    return {
+        "type": "object",
+        "description": "Offsets in milliseconds from the Search's start (startTime).",
+        "required": ["id", "runtimeStatus", "startTime", "endMs", "lanes"],
+        "properties": {
+            "id": _STRING,
+            "runtimeStatus": {"enum": [p.value for p in SearchPhase]},
+            "startTime": {"type": "string", "format": "date-time"},
+            "endMs": milliseconds,
+            "lanes": {"type": "array", "items": lane},
         },
     }
 

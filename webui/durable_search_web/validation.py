@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from durable_search.api.constants import SearchPhase
+from durable_search.engine.management import PurgeFilter, StartInput, terminate_reason_problem
 from durable_search_web.problems import ProblemError
 
 MAX_QUERY = 512
@@ -47,11 +48,8 @@ _CONTINUATION = re.compile(
 )
 
 
-@dataclass(frozen=True)
-class StartRequest:
-    query: str
-    providers: tuple[str, ...] = ()
-    watcher: bool = True
+# What a start request asks for (decided with the CLI in durable_search.engine.management).
+StartRequest = StartInput
 
 
 # -- bodies ---------------------------------------------------------------------------------
@@ -139,15 +137,47 @@ def parse_start(payload: Any) -> StartRequest:
 # -- parameters -----------------------------------------------------------------------------
 
 
-def parse_timeout(raw: str | None, maximum: int) -> float:
+def parse_timeout(raw: str | None, maximum: int, name: str = "timeoutSeconds") -> float:
     if raw is None:
         return 0.0
     if not NUMBER.fullmatch(raw):
-        raise ProblemError(400, "timeoutSeconds must be a number of seconds")
+        raise ProblemError(400, f"{name} must be a number of seconds")
     value = float(raw)
     if not 0 <= value <= maximum:
-        raise ProblemError(400, f"timeoutSeconds must be between 0 and {maximum}")
+        raise ProblemError(400, f"{name} must be between 0 and {maximum}")
     return value
+
+
+def check_new_id(name: str) -> str:
+    """A client-chosen Search id (``PUT``): a DNS-1123 label, so it is also a label value."""
+    if not DNS_LABEL.fullmatch(name):
+        raise ProblemError(
+            400,
+            f"{name[:80]!r} is not a valid id: a DNS-1123 label (at most 63 lower-case letters, "
+            "digits and '-', starting and ending with a letter or digit)",
+        )
+    return name
+
+
+def parse_terminate_reason(raw: str | None) -> str | None:
+    if raw is None or raw == "":
+        return None
+    problem = terminate_reason_problem(raw)
+    if problem:
+        raise ProblemError(400, problem)
+    return raw
+
+
+def parse_purge(params: Mapping[str, str]) -> PurgeFilter:
+    """A purge's filter: the list's own filters, at least one of them."""
+    filters = ("runtimeStatus", "createdTimeFrom", "createdTimeTo")
+    listed = parse_list({k: params[k] for k in filters if k in params})
+    selection = PurgeFilter(listed.statuses, listed.created_from, listed.created_to)
+    if selection.empty:
+        raise ProblemError(
+            400, "a purge needs at least one filter: runtimeStatus, createdTimeFrom, createdTimeTo"
+        )
+    return selection
 
 
 def is_object_name(name: Any) -> bool:

@@ -265,6 +265,7 @@ class SearchSpec:
     deadline_seconds: float = 300.0
     overrides: Overrides = field(default_factory=Overrides)
     terminate: bool = False
+    terminate_reason: str | None = None
     ttl_seconds_after_finished: int | None = None
 
     @property
@@ -282,5 +283,6 @@ class SearchSpec:
             deadline_seconds=float(raw.get("deadlineSeconds", default_deadline)),
             overrides=Overrides.parse(raw.get("overrides")),
             terminate=bool(raw.get("terminate", False)),
+            terminate_reason=str(raw["terminateReason"]) if raw.get("terminateReason") else None,
             ttl_seconds_after_finished=int(ttl) if ttl is not None else None,
         )

@@ -395,6 +395,17 @@ FROZEN_FIELDS: dict[str, tuple[str, ...]] = {
 IMMUTABLE = {plural: f"durable-search-immutable-{plural}" for plural in FROZEN_FIELDS}
 
 
+# A Search's terminate reason goes with the switch: once terminating, it is history.
+_REASON_FROZEN: list[Document] = [
+    {
+        "expression": "!oldObject.spec.?terminate.orValue(false) || "
+        "object.spec.?terminateReason == oldObject.spec.?terminateReason",
+        "message": "terminateReason cannot change once terminate is true",
+        "reason": "Invalid",
+    }
+]
+
+
 def immutability_policy(plural: str) -> Document:
     """The spec is immutable but for a one-way ``terminate``.
 
@@ -433,6 +444,7 @@ def immutability_policy(plural: str) -> Document:
                     "message": "terminate cannot be set back to false",
                     "reason": "Invalid",
                 },
+                *(_REASON_FROZEN if plural == SEARCH_PLURAL else []),
             ],
         },
     }

@@ -509,11 +509,22 @@ def search_spec() -> Schema:
             "terminate": one_way_terminate(
                 "Set to true to stop the search and its in-flight requests; cannot be undone."
             ),
+            "terminateReason": string(
+                "Why the search was terminated: shown in its Succeeded condition's message. "
+                "Only together with terminate: true.",
+                256,
+            ),
             "ttlSecondsAfterFinished": integer(
                 "Delete the Search (and its HttpTasks) this long after it finishes.", 0, 2592000
             ),
         },
         required=("query",),
+        rules=(
+            (
+                "!has(self.terminateReason) || (has(self.terminate) && self.terminate)",
+                "terminateReason is only allowed together with terminate: true",
+            ),
+        ),
     )
 
 

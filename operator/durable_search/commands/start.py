@@ -7,31 +7,34 @@ on running). Progress goes to stderr when ``-o json`` keeps stdout for the resul
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
-import secrets
 import sys
 import time
 from collections.abc import Mapping
-from typing import Any, TextIO, cast
+from typing import Any, TextIO
 
-from kubernetes import client, config, watch
-from kubernetes.client.exceptions import ApiException
+import aiohttp
 
 from durable_search.api.constants import (
-    API_VERSION,
     GROUP,
     HTTPTASK_PLURAL,
     LABEL_SEARCH_UID,
-    SEARCH_KIND,
     SEARCH_PLURAL,
-    VERSION,
     SearchPhase,
 )
 from durable_search.commands.common import add_common_flags
 from durable_search.commands.progress import progress_lines
+from durable_search.engine import management
 from durable_search.engine.fanin import output_html, text_body
+from durable_search.errors import KubeApiError, RefusedError
+from durable_search.kube.api import KubeApi, custom_path
+from durable_search.kube.config import context_namespace
 
 EXIT_COMPLETED, EXIT_FAILED, EXIT_USAGE, EXIT_TIMEOUT = 0, 1, 2, 3
+# Each watch request lasts at most this long, so the providers' lines (polling, retrying: on
+# the HttpTasks, not the Search) are redrawn at least this often.
+REFRESH_SECONDS = 2
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,26 +60,32 @@ def run(args: argparse.Namespace) -> int:
     if not 1 <= len(args.query) <= 512:
         print("error: the query must be 1 to 512 characters", file=sys.stderr)
         return EXIT_USAGE
-    api_client, namespace = _connect(args.kubeconfig, args.namespace)
-    custom = client.CustomObjectsApi(api_client)
-    name = f"s-{secrets.token_hex(6)}"
-    spec: dict[str, Any] = {"query": args.query}
-    if args.providers:
-        spec["providerRefs"] = list(dict.fromkeys(args.providers))
-    body = {
-        "apiVersion": API_VERSION,
-        "kind": SEARCH_KIND,
-        "metadata": {"name": name},
-        "spec": spec,
-    }
     try:
-        created = cast(
-            dict[str, Any],
-            custom.create_namespaced_custom_object(GROUP, VERSION, namespace, SEARCH_PLURAL, body),
-        )
-    except ApiException as error:
-        print(f"error: the API server refused the Search: {_reason(error)}", file=sys.stderr)
-        return EXIT_USAGE if error.status in (400, 422) else EXIT_FAILED
+        return asyncio.run(_run(args))
+    except RefusedError as error:
+        print(f"error: the API server refused the Search: {error.message}", file=sys.stderr)
+        return EXIT_USAGE
+    except KubeApiError as error:
+        print(f"error: the Kubernetes API refused: {error.message}", file=sys.stderr)
+        return EXIT_FAILED
+    except (aiohttp.ClientError, OSError) as error:
+        print(f"error: cannot reach the Kubernetes API server: {error}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+async def _run(args: argparse.Namespace) -> int:
+    api = await KubeApi.connect(args.kubeconfig)
+    try:
+        return await _start(api, args.namespace or context_namespace(args.kubeconfig), args)
+    finally:
+        await api.close()
+
+
+async def _start(api: KubeApi, namespace: str, args: argparse.Namespace) -> int:
+    name = management.new_search_name()
+    start = management.StartInput(args.query, tuple(args.providers), watcher=False)
+    body = management.start_manifest(name, start, None)
+    created = await api.client.post(custom_path(SEARCH_PLURAL, namespace), body)
     log = sys.stderr if args.output == "json" else sys.stdout
     if not args.wait:
         if args.output == "json":
@@ -88,11 +97,11 @@ def run(args: argparse.Namespace) -> int:
     print(
         f"search.{GROUP}/{name} created in {namespace}; waiting (up to {args.timeout:g}s)", file=log
     )
-    final = _follow(custom, namespace, created, args.timeout, log)
+    final = await _follow(api, namespace, created, args.timeout, log)
     if final is None:
         print(f"timed out after {args.timeout:g}s; the Search goes on running", file=sys.stderr)
         return EXIT_TIMEOUT
-    children = _children(custom, namespace, final)
+    children = await _children(api, namespace, final)
     if args.output == "json":
         result = dict(final)
         result["output"] = output_html(
@@ -104,68 +113,63 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_COMPLETED if phase is SearchPhase.COMPLETED else EXIT_FAILED
 
 
-def _connect(kubeconfig: str | None, namespace: str | None) -> tuple[client.ApiClient, str]:
-    try:
-        config.load_kube_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
-        _contexts, active = config.list_kube_config_contexts(  # type: ignore[no-untyped-call]
-            config_file=kubeconfig
-        )
-        default_namespace = (active or {}).get("context", {}).get("namespace") or "default"
-    except config.ConfigException:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-        default_namespace = "default"
-    return client.ApiClient(), namespace or default_namespace
+def _finished(search: Mapping[str, Any]) -> bool:
+    return (search.get("status") or {}).get("phase") in _FINISHED
 
 
-def _follow(
-    custom: client.CustomObjectsApi,
+async def _follow(
+    api: KubeApi,
     namespace: str,
     search: Mapping[str, Any],
     timeout: float,
     log: TextIO,
 ) -> Mapping[str, Any] | None:
-    """Stream the Search's changes, printing per-provider progress, until it finishes."""
+    """Watch the Search, printing per-provider progress, until it finishes (None: timed out)."""
     deadline = time.monotonic() + timeout
     name = search["metadata"]["name"]
     printer = _ProgressPrinter(log)
     latest: Mapping[str, Any] = search
-    while time.monotonic() < deadline:
-        stream = watch.Watch().stream(  # type: ignore[no-untyped-call]
-            custom.list_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            namespace,
-            SEARCH_PLURAL,
-            field_selector=f"metadata.name={name}",
-            timeout_seconds=max(1, min(int(deadline - time.monotonic()), 2)),
-        )
-        for event in stream:
-            latest = event["object"]
-            printer.show(progress_lines(latest, _children(custom, namespace, latest)))
-            if (latest.get("status") or {}).get("phase") in _FINISHED:
-                printer.done()
-                return latest
-        printer.show(progress_lines(latest, _children(custom, namespace, latest)))
-    printer.done()
-    return None
+    try:
+        async with asyncio.timeout(timeout):
+            while not _finished(latest):
+                remaining = max(1, min(int(deadline - time.monotonic()), REFRESH_SECONDS))
+                async for event in api.client.watch(
+                    custom_path(SEARCH_PLURAL, namespace),
+                    str(latest["metadata"]["resourceVersion"]),
+                    timeout_seconds=remaining,
+                    fieldSelector=f"metadata.name={name}",
+                ):
+                    if event.get("type") == "ERROR":
+                        break  # e.g. 410 Gone: read it again below
+                    if event.get("type") in ("ADDED", "MODIFIED"):
+                        latest = event["object"]
+                        printer.show(
+                            progress_lines(latest, await _children(api, namespace, latest))
+                        )
+                        if _finished(latest):
+                            return latest
+                latest = await api.get(SEARCH_PLURAL, namespace, name)
+                printer.show(progress_lines(latest, await _children(api, namespace, latest)))
+            return latest
+    except TimeoutError:
+        return None
+    finally:
+        printer.done()
 
 
 _FINISHED = {p.value for p in SearchPhase if p.finished}
 
 
-def _children(
-    custom: client.CustomObjectsApi, namespace: str, search: Mapping[str, Any]
+async def _children(
+    api: KubeApi, namespace: str, search: Mapping[str, Any]
 ) -> dict[str, Mapping[str, Any]]:
     if not (search.get("status") or {}).get("results"):
         return {}
     uid = search["metadata"]["uid"]
-    listed = cast(
-        dict[str, Any],
-        custom.list_namespaced_custom_object(
-            GROUP, VERSION, namespace, HTTPTASK_PLURAL, label_selector=f"{LABEL_SEARCH_UID}={uid}"
-        ),
+    items, _version = await api.client.list_all(
+        custom_path(HTTPTASK_PLURAL, namespace), labelSelector=f"{LABEL_SEARCH_UID}={uid}"
     )
-    return {item["metadata"]["name"]: item for item in listed.get("items", [])}
+    return {item["metadata"]["name"]: item for item in items}
 
 
 class _ProgressPrinter:
@@ -192,10 +196,3 @@ class _ProgressPrinter:
 
     def done(self) -> None:
         self._stream.flush()
-
-
-def _reason(error: ApiException) -> str:
-    try:
-        return str(json.loads(error.body or "").get("message", error.reason))
-    except (TypeError, ValueError):
-        return str(error.reason)

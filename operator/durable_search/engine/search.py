@@ -78,6 +78,13 @@ class Children:
     unknown: frozenset[str] = frozenset()  # names of unfinished children not seen at all
 
 
+def terminated_message(spec: SearchSpec) -> str:
+    """The Terminated condition's message: the requester's reason, when they gave one."""
+    if spec.terminate_reason:
+        return f"terminated on request: {spec.terminate_reason}"
+    return "terminated on request"
+
+
 def decide(
     spec: SearchSpec,
     status: Mapping[str, Any],
@@ -89,7 +96,7 @@ def decide(
     if fanin.is_finished(status):
         return Done()
     if spec.terminate:
-        return Stop(fanin.terminate(status, now, "terminated on request"))
+        return Stop(fanin.terminate(status, now, terminated_message(spec)))
     if not status.get("phase"):
         return Start()
     if children.unknown:

@@ -30,8 +30,13 @@ async def load_configuration(kubeconfig: str | None) -> k8s.Configuration:
     return configuration
 
 
-def context_namespace() -> str:
-    """The Pod's namespace in a cluster, else the kubeconfig context's, else ``default``."""
+def context_namespace(kubeconfig: str | None = None) -> str:
+    """The kubeconfig context's namespace when a kubeconfig is named, else the Pod's in a
+    cluster, else the context's of ``KUBECONFIG``, else ``default``."""
+    if kubeconfig:
+        with contextlib.suppress(Exception):
+            _contexts, active = kube_config.list_kube_config_contexts(kubeconfig)
+            return str((active or {}).get("context", {}).get("namespace") or "default")
     with contextlib.suppress(OSError):
         return SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
     with contextlib.suppress(Exception):

@@ -2,6 +2,7 @@
 // Every URL is relative, so the page works behind any host, port or path prefix. Progress comes
 // from the status route's long-poll (timeoutSeconds + If-None-Match), never from busy polling.
 // Third-party pages are shown only in iframes with an empty sandbox; data is set as text only.
+// The timeline is SVG built with createElementNS (attributes and text nodes, never markup).
 "use strict";
 
 const LONG_POLL_SECONDS = 30;
@@ -77,7 +78,7 @@ async function start(event) {
       body: JSON.stringify(providers.length ? { query, providers } : { query }),
     });
     const { id } = await response.json();
-    location.hash = `#/s/${id}`;
+    location.hash = searchLink(id);
   } catch (error) {
     show($("form-error"), error.message);
   } finally {
@@ -87,8 +88,15 @@ async function start(event) {
 
 // -- one search --------------------------------------------------------------------------
 
+// `#/searches/<id>` opens a search (a shareable link); `#/s/<id>` is its older alias.
+const SEARCH_HASH = /^#\/(?:searches|s)\/([a-z0-9.-]+)$/;
+
+function searchLink(id) {
+  return `#/searches/${encodeURIComponent(id)}`;
+}
+
 function openFromHash() {
-  const match = location.hash.match(/^#\/s\/([a-z0-9.-]+)$/);
+  const match = location.hash.match(SEARCH_HASH);
   if (!match) {
     $("search").hidden = true;
     state.id = null;
@@ -103,6 +111,7 @@ async function follow(id) {
   $("search").hidden = false;
   $("frames").replaceChildren();
   $("chart").replaceChildren();
+  $("timeline").replaceChildren();
   $("progress-rows").replaceChildren();
   show($("watcher"), "");
   show($("search-error"), "");
@@ -122,7 +131,7 @@ async function follow(id) {
     if (generation !== state.generation) return;
     if (response.status >= 400) {
       show($("search-error"), await problemText(response));
-      $("terminate-button").disabled = true;
+      for (const button of ["terminate-button", "rerun-button", "purge-button"]) $(button).disabled = true;
       return;
     }
     failures = 0;
@@ -130,6 +139,7 @@ async function follow(id) {
     state.etag = response.headers.get("ETag");
     const document_ = await response.json();
     render(document_);
+    loadTimeline(id, generation);
     if (response.status === 200) {
       showWatcher(id, generation);
       loadRecent();
@@ -152,7 +162,10 @@ function render(doc) {
   if (custom.duration) meta.push(`in ${custom.duration}`);
   meta.push(`started ${new Date(doc.createdTime).toLocaleTimeString()}`);
   $("search-meta").textContent = meta.join(" · ");
-  $("terminate-button").disabled = doc.runtimeStatus !== "Running" && doc.runtimeStatus !== "Pending";
+  const running = doc.runtimeStatus === "Running" || doc.runtimeStatus === "Pending";
+  $("terminate-button").disabled = !running;
+  $("purge-button").disabled = running;
+  $("rerun-button").disabled = false;
   const results = custom.results || [];
   $("progress-rows").replaceChildren(...results.map((r) => el("tr", {},
     el("td", { text: r.name }),
@@ -196,6 +209,7 @@ async function showWatcher(id, generation) {
       if (["Succeeded", "Failed", "Terminated"].includes(watcher.phase)) {
         const code = watcher.statusCode ? `answered ${watcher.statusCode}` : watcher.outcome;
         show($("watcher"), `Watcher: ${code} after ${watcher.polls} long-poll(s)`);
+        loadTimeline(id, generation); // its last long-poll, drawn
         return;
       }
       show($("watcher"), `Watcher: ${watcher.phase.toLowerCase()}…`);
@@ -210,30 +224,159 @@ async function terminate() {
   if (!state.id) return;
   $("terminate-button").disabled = true;
   try {
-    await api(`api/searches/${encodeURIComponent(state.id)}/terminate`, { method: "POST" });
+    const reason = encodeURIComponent("terminated from the page");
+    await api(`api/searches/${encodeURIComponent(state.id)}/terminate?reason=${reason}`, { method: "POST" });
   } catch (error) {
     show($("search-error"), error.message);
   }
 }
 
+async function rerun() {
+  if (!state.id) return;
+  $("rerun-button").disabled = true;
+  try {
+    const response = await api(`api/searches/${encodeURIComponent(state.id)}/rerun`, { method: "POST" });
+    const { id } = await response.json();
+    location.hash = searchLink(id);
+    loadRecent();
+  } catch (error) {
+    show($("search-error"), error.message);
+    $("rerun-button").disabled = false;
+  }
+}
+
+async function purge() {
+  if (!state.id) return;
+  const id = state.id;
+  $("purge-button").disabled = true;
+  try {
+    await api(`api/searches/${encodeURIComponent(id)}`, { method: "DELETE" });
+    state.generation += 1; // stop following it
+    history.replaceState(null, "", location.pathname + location.search);
+    openFromHash();
+    show($("recent-message"), `Purged ${id}.`);
+    loadRecent();
+  } catch (error) {
+    show($("search-error"), error.message);
+    $("purge-button").disabled = false;
+  }
+}
+
+// -- the timeline ------------------------------------------------------------------------
+
+const SVG = "http://www.w3.org/2000/svg";
+const LANE_HEIGHT = 22;
+const LABEL_WIDTH = 130;
+const CHART_WIDTH = 820;
+
+function svg(tag, attributes = {}, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attributes)) node.setAttribute(key, String(value));
+  for (const child of children) node.append(child);
+  return node;
+}
+
+function milliseconds(ms) {
+  return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(ms < 10000 ? 2 : 1)} s`;
+}
+
+function describe(segment) {
+  const span = `${milliseconds(segment.startMs)} → ${milliseconds(segment.endMs)}`;
+  if (segment.kind === "wait") return `waiting for the next ${segment.for}, ${span}`;
+  if (segment.kind === "inflight") return `${segment.for} in flight since ${milliseconds(segment.startMs)}`;
+  const answer = segment.statusCode ? `answered ${segment.statusCode}` : `failed: ${segment.error || "no answer"}`;
+  return `${segment.kind} ${segment.number}, ${answer}, ${span}`;
+}
+
+async function loadTimeline(id, generation) {
+  let document_;
+  try {
+    document_ = await (await api(`api/searches/${encodeURIComponent(id)}/timeline`)).json();
+  } catch {
+    return; // the status view says what is wrong; the timeline is an extra
+  }
+  if (generation !== state.generation) return;
+  drawTimeline(document_);
+}
+
+function drawTimeline(doc) {
+  const scale = (CHART_WIDTH - LABEL_WIDTH - 10) / Math.max(doc.endMs, 1);
+  const x = (ms) => LABEL_WIDTH + ms * scale;
+  const height = LANE_HEIGHT * (doc.lanes.length + 1);
+  const chart = svg("svg", {
+    viewBox: `0 0 ${CHART_WIDTH} ${height}`,
+    width: "100%",
+    role: "img",
+    "aria-label": `Timeline of ${doc.lanes.length} task(s) over ${milliseconds(doc.endMs)}`,
+  });
+  const details = el("ul", { class: "visually-hidden", id: "timeline-text" });
+  doc.lanes.forEach((lane, index) => {
+    const top = index * LANE_HEIGHT;
+    const label = lane.role === "watcher" ? "watcher" : lane.name;
+    const group = svg("g", { class: `lane ${lane.role}`, "data-name": lane.name });
+    group.append(svg("text", { x: 0, y: top + 15, class: "lane-label" }, label));
+    group.append(svg("line", { x1: LABEL_WIDTH, x2: CHART_WIDTH - 10, y1: top + 11, y2: top + 11, class: "track" }));
+    for (const segment of lane.segments) {
+      const failed = segment.error || (segment.statusCode && segment.statusCode >= 400);
+      const width = Math.max(2, (segment.endMs - segment.startMs) * scale);
+      const wait = segment.kind === "wait";
+      group.append(svg("rect", {
+        x: x(segment.startMs), y: top + (wait ? 8 : 4), width, height: wait ? 6 : 14, rx: 2,
+        class: `segment ${segment.kind}${failed ? " failed" : ""}`,
+        "data-kind": segment.kind,
+        "data-status": segment.statusCode ?? "",
+      }, svg("title", {}, `${label}: ${describe(segment)}`)));
+    }
+    chart.append(group);
+    const items = lane.segments.map(describe).join("; ") || "nothing yet";
+    details.append(el("li", { text: `${label}: ${items}${lane.truncated ? " (earlier steps not kept)" : ""}` }));
+  });
+  const axis = height - LANE_HEIGHT + 14;
+  chart.append(svg("text", { x: LABEL_WIDTH, y: axis, class: "axis" }, "0"));
+  chart.append(svg("text", { x: CHART_WIDTH - 10, y: axis, class: "axis end" }, milliseconds(doc.endMs)));
+  $("timeline").replaceChildren(chart, details);
+}
+
 // -- recent searches ---------------------------------------------------------------------
 
 async function loadRecent() {
+  const status = $("recent-status").value;
+  const filter = status ? `&runtimeStatus=${encodeURIComponent(status)}` : "";
   try {
-    const { items } = await (await api("api/searches?top=20")).json();
+    const { items } = await (await api(`api/searches?top=20${filter}`)).json();
     $("recent-list").replaceChildren(...items.map((s) => el("li", {},
-      el("a", { href: `#/s/${s.id}`, text: s.input.query }),
+      el("a", { href: searchLink(s.id), text: s.input.query }),
       el("span", { class: `phase ${s.runtimeStatus}`, text: s.runtimeStatus }),
       el("span", { class: "meta", text: new Date(s.createdTime).toLocaleString() }))));
-    show($("recent-error"), items.length ? "" : "No searches yet.");
+    show($("recent-error"), items.length ? "" : status ? `No ${status} searches.` : "No searches yet.");
   } catch (error) {
     show($("recent-error"), error.message);
+  }
+}
+
+async function purgeRecent() {
+  // Finished searches only: the API never deletes a Pending or Running one.
+  const status = $("recent-status").value;
+  const finished = status && ["Completed", "Failed", "Terminated"].includes(status) ? status : "Completed,Failed,Terminated";
+  $("purge-recent-button").disabled = true;
+  try {
+    const { instancesDeleted } = await (await api(`api/searches?runtimeStatus=${finished}`, { method: "DELETE" })).json();
+    show($("recent-message"), `Purged ${instancesDeleted} finished search(es).`);
+  } catch (error) {
+    show($("recent-message"), error.message);
+  } finally {
+    $("purge-recent-button").disabled = false;
+    loadRecent();
   }
 }
 
 document.addEventListener("DOMContentLoaded", () => {
   $("search-form").addEventListener("submit", start);
   $("terminate-button").addEventListener("click", terminate);
+  $("rerun-button").addEventListener("click", rerun);
+  $("purge-button").addEventListener("click", purge);
+  $("recent-status").addEventListener("change", loadRecent);
+  $("purge-recent-button").addEventListener("click", purgeRecent);
   window.addEventListener("hashchange", openFromHash);
   loadProviders();
   loadRecent();

@@ -1,0 +1,57 @@
+"""The management commands' argument parsing and table (pure parts of commands.manage)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from durable_search.api.constants import SearchPhase
+from durable_search.commands import manage
+
+pytestmark = pytest.mark.unit
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("90s", dt.timedelta(seconds=90)),
+        ("30m", dt.timedelta(minutes=30)),
+        ("2h", dt.timedelta(hours=2)),
+        ("7d", dt.timedelta(days=7)),
+        ("1h30m", dt.timedelta(hours=1, minutes=30)),
+        ("0s", dt.timedelta(0)),
+    ],
+)
+def test_durations_read_as_written(raw: str, expected: dt.timedelta) -> None:
+    assert manage.parse_duration(raw) == expected
+
+
+@pytest.mark.parametrize("raw", ["", "soon", "5", "1 h", "-1h", "1h1d", "²s", "1.5h"])
+def test_anything_else_is_a_usage_error(raw: str) -> None:
+    with pytest.raises(manage.UsageError, match="not a duration"):
+        manage.parse_duration(raw)
+
+
+def test_statuses_are_case_insensitive_and_unknown_ones_named() -> None:
+    assert manage.parse_statuses(None) is None
+    assert manage.parse_statuses("completed, Failed") == {SearchPhase.COMPLETED, SearchPhase.FAILED}
+    with pytest.raises(manage.UsageError, match="unknown status 'Done'"):
+        manage.parse_statuses("Completed,Done")
+
+
+def test_the_table_has_kubectls_columns_and_cuts_long_queries() -> None:
+    moment = dt.datetime(2026, 1, 1, 12, 0, 10, tzinfo=dt.UTC)
+    table = manage._table(
+        [
+            {
+                "metadata": {"name": "s-1", "creationTimestamp": "2026-01-01T12:00:00Z"},
+                "spec": {"query": "x" * 60},
+                "status": {"phase": "Completed", "progress": "2/2", "duration": "1.2s"},
+            }
+        ],
+        moment,
+    )
+    header, row = table.splitlines()
+    assert header.split() == ["NAME", "QUERY", "PHASE", "PROGRESS", "AGE", "DURATION"]
+    assert row.split() == ["s-1", "x" * 39 + "…", "Completed", "2/2", "10.0s", "1.2s"]
