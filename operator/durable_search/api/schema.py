@@ -470,7 +470,6 @@ def httptask_spec() -> Schema:
         },
         required=("url",),
     )
-    d = models.AsyncPolicy()
     return obj(
         "A durable HTTP call: retries, 202 polling, deadlines, bounded bodies. The spec is "
         "immutable except terminate.",
