@@ -362,3 +362,27 @@ async def test_the_executor_names_the_status_url_from_the_first_location_header_
     assert "set-cookie" not in result.seen_headers
     assert result.seen_headers["x-echo"] == "[redacted]"
     assert result.seen_headers["operation-location"] == "/operations/7"
+
+
+def test_the_web_refuses_a_provider_whose_expression_does_not_compile_with_the_reason() -> None:
+    from durable_search_web.problems import ProblemError
+    from durable_search_web.validation import check_provider_expressions
+
+    good = {
+        "url": "http://p/?q={query}",
+        "successCondition": "response.json.hits > 0",
+        "outputs": [{"name": "hits", "expression": "response.json.hits"}],
+        "async": {"completeWhen": "response.json.status == 'succeeded'"},
+    }
+    check_provider_expressions("p", good)
+    check_provider_expressions("plain", {"url": "http://p/?q={query}"})
+    for bad in (
+        {**good, "successCondition": "response.json.hits >"},
+        {**good, "outputs": [{"name": "hits", "expression": "nope()"}]},
+        {**good, "async": {"completeWhen": "'not a bool'"}},
+    ):
+        with pytest.raises(ProblemError) as raised:
+            check_provider_expressions("p", bad)
+        assert raised.value.status == 400
+        assert "InvalidExpression" in raised.value.detail
+        assert "spec." in raised.value.detail

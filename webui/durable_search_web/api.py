@@ -235,7 +235,7 @@ async def _start(request: web.Request, start: validation.StartRequest) -> web.Re
         custom = k8s.CustomObjectsApi(api)
         for provider in start.providers:
             try:
-                await custom.get_namespaced_custom_object(
+                found = await custom.get_namespaced_custom_object(
                     GROUP, VERSION, namespace, PROVIDER_PLURAL, provider
                 )
             except ApiException as error:
@@ -244,6 +244,7 @@ async def _start(request: web.Request, start: validation.StartRequest) -> web.Re
                         400, f"unknown provider {provider!r} in {namespace}"
                     ) from None
                 raise _api_problem(error) from None
+            validation.check_provider_expressions(provider, found.get("spec") or {})
         body = {
             "apiVersion": API_VERSION,
             "kind": SEARCH_KIND,

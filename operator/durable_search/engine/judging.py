@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from durable_search.api.models import HttpTaskSpec
+from durable_search.api.models import HttpTaskSpec, Output, ProviderSpec
 from durable_search.api.status import Outputs
 from durable_search.engine import cel
 from durable_search.engine.bounds import cut
@@ -39,22 +39,35 @@ def compile_spec(spec: HttpTaskSpec) -> Expressions:
 
     Conditions (``successCondition``, ``async.completeWhen``) must give a bool.
     """
+    return compile_fields(spec.success_condition, spec.async_.complete_when, spec.outputs)
 
+
+def compile_provider(provider: ProviderSpec) -> Expressions:
+    """A provider's expressions, as the HttpTasks made from it will have them."""
+    complete = (provider.async_ or {}).get("completeWhen")
+    return compile_fields(
+        provider.success_condition,
+        None if complete is None else str(complete),
+        provider.outputs,
+    )
+
+
+def compile_fields(
+    success: str | None, complete: str | None, outputs: Sequence[Output]
+) -> Expressions:
     def one(where: str, text: str, condition: bool) -> cel.Compiled:
         try:
             return cel.compile_condition(text) if condition else cel.compile_expression(text)
         except cel.InvalidExpression as error:
             raise cel.InvalidExpression(f"{where}: {error.message}") from None
 
-    success = spec.success_condition
-    complete = spec.async_.complete_when
     return Expressions(
         success=one("spec.successCondition", success, True) if success is not None else None,
         complete_when=one("spec.async.completeWhen", complete, True)
         if complete is not None
         else None,
         outputs=tuple(
-            (o.name, one(f"spec.outputs[{o.name}]", o.expression, False)) for o in spec.outputs
+            (o.name, one(f"spec.outputs[{o.name}]", o.expression, False)) for o in outputs
         ),
     )
 
