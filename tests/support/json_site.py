@@ -40,7 +40,8 @@ def _count(request: web.Request, key: str) -> int:
 async def search(request: web.Request) -> web.Response:
     _count(request, request.query.get("key", "search"))
     hits = int(request.query.get("hits", "0"))
-    items = [{"id": i, "title": f"result {i} for {request.query.get('q', '')}"} for i in range(hits)]
+    query = request.query.get("q", "")
+    items = [{"id": i, "title": f"result {i} for {query}"} for i in range(hits)]
     return web.json_response({"query": request.query.get("q", ""), "hits": hits, "items": items})
 
 

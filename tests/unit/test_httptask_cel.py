@@ -386,3 +386,24 @@ def test_the_web_refuses_a_provider_whose_expression_does_not_compile_with_the_r
         assert raised.value.status == 400
         assert "InvalidExpression" in raised.value.detail
         assert "spec." in raised.value.detail
+
+
+def test_one_answers_evaluations_share_one_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    from durable_search.engine import cel
+
+    expression = "response.json.items.map(i, i.id)"
+    answered = answer(200, {"items": [{"id": i} for i in range(200)]})
+    cost = cel.estimate_cost(cel.compile_expression(expression), answered.view())
+    monkeypatch.setattr(judging, "ANSWER_BUDGET", cost * 3 // 2)
+    task = spec(
+        outputs=[
+            {"name": "first", "expression": expression},
+            {"name": "again", "expression": expression},
+        ]
+    )
+    _, status = step(task, {}, 0, answered)
+    assert list(status["outputs"]) == ["first"]
+    assert (
+        "output again: this answer's expressions together could cost too much"
+        in (status["message"])
+    )

@@ -246,24 +246,24 @@ def after_exchange(
     except cel.InvalidExpression as error:  # decide() refuses these before sending
         return fit_status(_invalid_expression(new, error, now), budget)
     # Built once per answer, and only when an expression will read it (it parses the JSON).
-    response = result.view() if expressions.any else None
+    judge = judging.Judge(expressions, result.view()) if expressions.any else None
     running = None
-    if spec.async_.enabled and response is not None and 200 <= result.status_code < 300:
-        running = _still_running(expressions, response)
+    if spec.async_.enabled and judge is not None and 200 <= result.status_code < 300:
+        running = _still_running(judge)
     if result.status_code == 202 and result.location and spec.async_.enabled:
         new = _after_accepted(new, spec, created, sent, exchange, result, now)
     elif running is not None:
         new = _after_running(new, spec, status, created, sent, exchange, result, running, now)
     else:
-        new = _after_answer(new, spec, status, created, sent, result, expressions, response, now)
+        new = _after_answer(new, spec, status, created, sent, result, judge, now)
     return fit_status(new, budget)
 
 
-def _still_running(expressions: judging.Expressions, response: cel.ResponseView) -> str | None:
+def _still_running(judge: judging.Judge) -> str | None:
     """Why ``completeWhen`` calls this 2xx answer incomplete, or None when it is complete."""
-    if expressions.complete_when is None:
+    if judge.expressions.complete_when is None:
         return None
-    complete, error = judging.complete(expressions, response)
+    complete, error = judge.complete()
     if complete:
         return None
     return f"completeWhen could not be evaluated: {error}" if error else "completeWhen is false"
@@ -416,8 +416,7 @@ def _after_answer(
     created: dt.datetime,
     sent: Send,
     answer: HttpAnswer,
-    expressions: judging.Expressions,
-    response: cel.ResponseView | None,
+    judge: judging.Judge | None,
     now: dt.datetime,
 ) -> Status:
     """A final-looking answer: kept as the latest response; retried if its code says so.
@@ -436,23 +435,22 @@ def _after_answer(
             message = f"{_what(sent)} answered {answer.status_code}"
             return _claim(new, spec, created, claim, message, now)
     notes = [answer.note] if answer.note else []
-    if response is None:
+    given = judge is not None and judge.expressions.success is not None
+    if judge is None:
         held = answer.status_code == 200
     else:
-        held, error = judging.succeeded(expressions, response)
+        held, error = judge.succeeded()
         if error:
             notes.append(f"successCondition could not be evaluated: {error}")
-        elif not held and expressions.success is not None:
+        elif not held and given:
             notes.append("successCondition is false")
-        if expressions.outputs:
-            new["outputs"], problems = judging.outputs(expressions, response)
+        if judge.expressions.outputs:
+            new["outputs"], problems = judge.outputs()
             notes.extend(problems)
     if held:
         outcome = Outcome.SUCCEEDED
     else:
-        outcome = (
-            Outcome.CONDITION_NOT_MET if expressions.success is not None else Outcome.HTTP_ERROR
-        )
+        outcome = Outcome.CONDITION_NOT_MET if given else Outcome.HTTP_ERROR
     message = "; ".join([f"{answer.status_code} {answer.reason}".strip(), *notes])
     return _finished(new, phase=TaskPhase.SUCCEEDED, outcome=outcome, message=message, now=now)
 

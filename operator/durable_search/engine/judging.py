@@ -19,6 +19,9 @@ from durable_search.engine import cel
 from durable_search.engine.bounds import cut
 
 ERROR_MAX = 300  # characters of one evaluation error quoted in a message
+# Cost units (about ns here) for every evaluation over one answer together: two evaluations
+# at engine.cel's per-evaluation limit.
+ANSWER_BUDGET = 2 * cel.COST_BUDGET
 
 
 @dataclass(frozen=True)
@@ -107,42 +110,70 @@ def view(
     return cel.response_view(status_code, headers, body, complete)
 
 
-def _condition(compiled: cel.Compiled, response: cel.ResponseView) -> tuple[bool, str | None]:
-    held, error = cel.condition(compiled, response)
-    return held, cut(error, ERROR_MAX) if error else None
+class Judge:
+    """The expressions of one spec over one answer, within one budget for them all.
 
-
-def complete(expressions: Expressions, response: cel.ResponseView) -> tuple[bool, str | None]:
-    """Whether ``async.completeWhen`` holds (true when there is none); an error is false."""
-    if expressions.complete_when is None:
-        return True, None
-    return _condition(expressions.complete_when, response)
-
-
-def succeeded(expressions: Expressions, response: cel.ResponseView) -> tuple[bool, str | None]:
-    """Whether ``successCondition`` holds (the sample's rule when there is none)."""
-    if expressions.success is None:
-        return response.status_code == 200, None
-    return _condition(expressions.success, response)
-
-
-def outputs(expressions: Expressions, response: cel.ResponseView) -> tuple[Outputs, list[str]]:
-    """``status.outputs`` (within ``engine.cel``'s bounds) and a message per failed output.
-
-    An output whose evaluation fails is left out; one that does not fit in the 4 KiB of all
-    outputs is cut (marked `` …``) or, when not even its name fits, left out and named.
+    Each evaluation is bounded by ``engine.cel`` (about 0.15 s of this machine at most), but a
+    task may have 18 expressions, and cel-cpp holds the GIL: the operator's event loop stands
+    still while they run. So all of one answer's evaluations share :data:`ANSWER_BUDGET`,
+    spent in the order asked (completeWhen, successCondition, then the outputs in order); one
+    that would overrun it is refused like an evaluation error.
     """
-    values: list[tuple[str, object]] = []
-    problems: list[str] = []
-    for name, compiled in expressions.outputs:
+
+    def __init__(self, expressions: Expressions, response: cel.ResponseView) -> None:
+        self.expressions = expressions
+        self.response = response
+        self.remaining = ANSWER_BUDGET
+
+    def _evaluate(self, compiled: cel.Compiled) -> object:
+        cost = cel.estimate_cost(compiled, self.response)
+        if cost > self.remaining:
+            raise cel.EvaluationError(
+                f"this answer's expressions together could cost too much (limit "
+                f"{ANSWER_BUDGET / 1e9:.3g} s of work for all of them): this one is estimated "
+                f"at {cost / 1e9:.3g} s, and {max(self.remaining, 0) / 1e9:.3g} s are left"
+            )
+        self.remaining -= cost
+        return cel.evaluate(compiled, self.response)
+
+    def _condition(self, compiled: cel.Compiled) -> tuple[bool, str | None]:
         try:
-            values.append((name, cel.evaluate(compiled, response)))
+            value = self._evaluate(compiled)
         except cel.EvaluationError as error:
-            problems.append(f"output {name}: {cut(error.message, ERROR_MAX)}")
-    rendered = cel.render_outputs(values)
-    left_out = [name for name, _ in values if name not in rendered]
-    if left_out:
-        problems.append(
-            f"outputs past {cel.OUTPUTS_BUDGET} bytes in all left out: {', '.join(left_out)}"
-        )
-    return rendered, problems
+            return False, cut(error.message, ERROR_MAX)
+        if isinstance(value, bool):
+            return value, None
+        return False, f"the condition gave a {type(value).__name__}, not a bool"
+
+    def complete(self) -> tuple[bool, str | None]:
+        """Whether ``async.completeWhen`` holds (true when there is none); an error is false."""
+        if self.expressions.complete_when is None:
+            return True, None
+        return self._condition(self.expressions.complete_when)
+
+    def succeeded(self) -> tuple[bool, str | None]:
+        """Whether ``successCondition`` holds (the sample's rule when there is none)."""
+        if self.expressions.success is None:
+            return self.response.status_code == 200, None
+        return self._condition(self.expressions.success)
+
+    def outputs(self) -> tuple[Outputs, list[str]]:
+        """``status.outputs`` (within ``engine.cel``'s bounds) and a message per failed output.
+
+        An output whose evaluation fails is left out; one that does not fit in the 4 KiB of
+        all outputs is cut (marked `` …``) or, when not even its name fits, left out and named.
+        """
+        values: list[tuple[str, object]] = []
+        problems: list[str] = []
+        for name, compiled in self.expressions.outputs:
+            try:
+                values.append((name, self._evaluate(compiled)))
+            except cel.EvaluationError as error:
+                problems.append(f"output {name}: {cut(error.message, ERROR_MAX)}")
+        rendered = cel.render_outputs(values)
+        left_out = [name for name, _ in values if name not in rendered]
+        if left_out:
+            problems.append(
+                f"outputs past {cel.OUTPUTS_BUDGET} bytes in all left out: {', '.join(left_out)}"
+            )
+        return rendered, problems
