@@ -407,3 +407,23 @@ def test_one_answers_evaluations_share_one_budget(monkeypatch: pytest.MonkeyPatc
         "output again: this answer's expressions together could cost too much"
         in (status["message"])
     )
+
+
+def test_every_expression_in_the_examples_compiles() -> None:
+    from pathlib import Path
+
+    import yaml
+
+    examples = Path(__file__).resolve().parents[2] / "manifests" / "examples"
+    checked = 0
+    for path in sorted(examples.rglob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            if not document:
+                continue
+            kind, raw = document["kind"], document["spec"]
+            if kind == "HttpTask":
+                checked += len(judging.compile_spec(HttpTaskSpec.parse(raw)).outputs) + 1
+            elif kind == "SearchProvider":
+                judging.compile_provider(ProviderSpec.parse("p", raw))
+                checked += len(raw.get("outputs", ())) + ("successCondition" in raw)
+    assert checked >= 4
