@@ -134,7 +134,7 @@ class Judge:
                 f"at {cost / 1e9:.3g} s, and {max(self.remaining, 0) / 1e9:.3g} s are left"
             )
         self.remaining -= cost
-        return cel.evaluate(compiled, self.response)
+        return cel.evaluate(compiled, self.response, cost)
 
     def _condition(self, compiled: cel.Compiled) -> tuple[bool, str | None]:
         try:
