@@ -15,6 +15,7 @@ import pytest
 from kubernetes import client
 
 from tests.support.demo import DemoSite
+from tests.support.fixtures import Kubectl
 from tests.support.json_site import create_app
 from tests.support.processes import OperatorProcess, WebProcess
 from tests.support.searches import Searches, create_provider
@@ -241,3 +242,12 @@ def test_a_start_naming_a_provider_whose_expression_does_not_compile_is_a_400(
     assert answer.headers["content-type"].startswith("application/problem+json")
     detail = answer.json()["detail"]
     assert "InvalidExpression" in detail and "spec.successCondition" in detail
+
+
+def test_kubectl_explain_documents_the_cel_fields(kubectl: Kubectl, crds: None) -> None:
+    condition = kubectl("explain", "httptask.spec.successCondition")
+    assert "ConditionNotMet" in condition and "response.json" in condition
+    assert "Operation-Location" in kubectl("explain", "httptask.spec.async.locationHeaders")
+    assert "still running" in kubectl("explain", "searchprovider.spec.async.completeWhen")
+    assert "status.outputs" in kubectl("explain", "search.spec.providers.outputs")
+    assert "4 KiB" in kubectl("explain", "httptask.spec.outputs.expression")
