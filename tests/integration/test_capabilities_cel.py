@@ -251,3 +251,27 @@ def test_kubectl_explain_documents_the_cel_fields(kubectl: Kubectl, crds: None) 
     assert "still running" in kubectl("explain", "searchprovider.spec.async.completeWhen")
     assert "status.outputs" in kubectl("explain", "search.spec.providers.outputs")
     assert "4 KiB" in kubectl("explain", "httptask.spec.outputs.expression")
+
+
+def test_an_expression_that_would_run_for_hours_is_refused_not_run(
+    api_client: client.ApiClient,
+    namespace: str,
+    operator: OperatorProcess,
+    json_site: DemoSite,
+) -> None:
+    hostile = "response.json.items.all(i, (response.body + response.body).contains(response.body))"
+    done = task(
+        api_client,
+        namespace,
+        {
+            "request": {"url": f"{json_site.base}/search?key=cost-{key()}&hits=2000"},
+            "successCondition": hostile,
+            "outputs": [{"name": "hits", "expression": "response.json.hits"}],
+        },
+        timeout=30,
+    )
+    status = done["status"]
+    assert (status["phase"], status["outcome"]) == ("Succeeded", "ConditionNotMet")
+    assert "cost too much" in status["message"]
+    assert status["outputs"] == {"hits": "2000"}  # the rest of the budget still served
+    assert operator.alive()
