@@ -427,3 +427,16 @@ def test_every_expression_in_the_examples_compiles() -> None:
                 judging.compile_provider(ProviderSpec.parse("p", raw))
                 checked += len(raw.get("outputs", ())) + ("successCondition" in raw)
     assert checked >= 4
+
+
+def test_the_terminal_shows_outputs_and_the_new_outcomes() -> None:
+    from durable_search.commands.progress import provider_state
+
+    line = provider_state(
+        {"outcome": "Succeeded", "statusCode": 200, "outputs": {"hits": "3", "long": "x" * 100}},
+        None,
+    )
+    assert "✔ Succeeded 200" in line and "hits=3" in line
+    assert f"long={'x' * 59}…" in line
+    assert provider_state({"outcome": "ConditionNotMet", "message": "m"}, None).startswith("∅")
+    assert provider_state({"outcome": "Invalid"}, None).startswith("!")
