@@ -245,14 +245,14 @@ def after_exchange(
         expressions = judging.compile_spec(spec)
     except cel.InvalidExpression as error:  # decide() refuses these before sending
         return fit_status(_invalid_expression(new, error, now), budget)
+    if result.status_code == 202 and result.location and spec.async_.enabled:
+        return fit_status(_after_accepted(new, spec, created, sent, exchange, result, now), budget)
     # Built once per answer, and only when an expression will read it (it parses the JSON).
     judge = judging.Judge(expressions, result.view()) if expressions.any else None
     running = None
     if spec.async_.enabled and judge is not None and 200 <= result.status_code < 300:
         running = _still_running(judge)
-    if result.status_code == 202 and result.location and spec.async_.enabled:
-        new = _after_accepted(new, spec, created, sent, exchange, result, now)
-    elif running is not None:
+    if running is not None:
         new = _after_running(new, spec, status, created, sent, exchange, result, running, now)
     else:
         new = _after_answer(new, spec, status, created, sent, result, judge, now)
