@@ -290,7 +290,7 @@ async def _create(request: web.Request, name: str, start: validation.StartReques
         custom = k8s.CustomObjectsApi(api)
         for provider in start.providers:
             try:
-                await custom.get_namespaced_custom_object(
+                found = await custom.get_namespaced_custom_object(
                     GROUP, VERSION, namespace, PROVIDER_PLURAL, provider
                 )
             except ApiException as error:
@@ -299,6 +299,7 @@ async def _create(request: web.Request, name: str, start: validation.StartReques
                         400, f"unknown provider {provider!r} in {namespace}"
                     ) from None
                 raise _api_problem(error) from None
+            validation.check_provider_expressions(provider, found.get("spec") or {})
         try:
             created: Body = await custom.create_namespaced_custom_object(
                 GROUP, VERSION, namespace, SEARCH_PLURAL, body

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from durable_search.api.constants import SearchPhase
+from durable_search.api.constants import Outcome, SearchPhase
 from durable_search_web import validation
 from durable_search_web.auth import WATCHER_AUDIENCE, AuthMode
 from durable_search_web.config import LONG_POLL_MAX_SECONDS, MAX_REQUEST_BYTES
@@ -577,6 +577,27 @@ def _query_schema() -> Json:
     }
 
 
+# One provider's entry of a Search's status.results (the CRD's schema says the rest).
+_RESULT: Json = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {
+        "name": _STRING,
+        "httpTaskName": _STRING,
+        "outcome": {"type": "string", "enum": [o.value for o in Outcome]},
+        "statusCode": {"type": "integer"},
+        "attempts": {"type": "integer"},
+        "durationMs": {"type": "integer"},
+        "message": _STRING,
+        "outputs": {
+            "type": "object",
+            "description": "The provider's spec.outputs (CEL) evaluated over its final answer.",
+            "additionalProperties": _STRING,
+        },
+    },
+}
+
+
 def _schemas() -> Json:
     phases = [p.value for p in SearchPhase]
     summary = {
@@ -585,7 +606,7 @@ def _schemas() -> Json:
         "properties": {
             "progress": _STRING,
             "duration": _NULLABLE_STRING,
-            "results": {"type": "array", "items": {"type": "object"}},
+            "results": {"type": "array", "items": _RESULT},
             "conditions": {"type": "array", "items": {"type": "object"}},
         },
     }

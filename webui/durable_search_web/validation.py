@@ -16,7 +16,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from durable_search.api.constants import SearchPhase
+from durable_search.api.constants import Reason, SearchPhase
+from durable_search.api.models import ProviderSpec
+from durable_search.engine import cel, judging
 from durable_search.engine.management import PurgeFilter, StartInput, terminate_reason_problem
 from durable_search_web.problems import ProblemError
 
@@ -132,6 +134,24 @@ def parse_start(payload: Any) -> StartRequest:
     if not isinstance(watcher, bool):
         raise ProblemError(400, '"watcher" must be true or false')
     return StartRequest(query, tuple(dict.fromkeys(providers)), watcher)
+
+
+def check_provider_expressions(name: str, spec: Mapping[str, Any]) -> None:
+    """A provider's CEL (successCondition, outputs, async.completeWhen) compiles, or a 400.
+
+    The operator would end that provider ``Invalid`` (``InvalidExpression``) before sending
+    anything; the start is refused instead, with the same message, as an unknown name is.
+    """
+    try:
+        judging.compile_provider(ProviderSpec.parse(name, spec))
+    except cel.InvalidExpression as error:
+        raise ProblemError(
+            400,
+            f"provider {name[:64]!r} has an expression that does not compile "
+            f"({Reason.INVALID_EXPRESSION}): {error.message}",
+        ) from None
+    except (KeyError, TypeError, ValueError):
+        return  # not ours to judge: the schema vouches for the rest
 
 
 # -- parameters -----------------------------------------------------------------------------

@@ -53,8 +53,9 @@ class TaskPhase(StrEnum):
 
 
 class Outcome(StrEnum):
-    SUCCEEDED = "Succeeded"  # the final answer was 200 (the sample's rule)
-    HTTP_ERROR = "HttpError"  # any other final answer
+    SUCCEEDED = "Succeeded"  # successCondition held (by default: the final answer was 200)
+    HTTP_ERROR = "HttpError"  # any other final answer, when no successCondition is given
+    CONDITION_NOT_MET = "ConditionNotMet"  # a final answer; the successCondition given is false
     TRANSPORT_ERROR = "TransportError"
     TIMED_OUT = "TimedOut"
     BLOCKED = "Blocked"
@@ -75,6 +76,7 @@ class Reason(StrEnum):
     POLLING = "Polling"
     # Why an outcome is Invalid:
     INVALID_REQUEST = "InvalidRequest"  # the request cannot be sent as written
+    INVALID_EXPRESSION = "InvalidExpression"  # a CEL expression of the spec does not compile
     TOO_LARGE_TO_RECORD = "TooLargeToRecord"  # the API server refused the status recording it
     NAME_CONFLICT = "NameConflict"  # a child's name is taken by an object we do not own
     INTERNAL = "Internal"  # our own code kept failing on this object

@@ -16,6 +16,9 @@ Json = Mapping[str, Any]
 
 RETRYABLE_STATUS_CODES = (429, 500, 502, 503, 504)
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+# The sample's rule, as CEL: what successCondition means when it is not given.
+DEFAULT_SUCCESS_CONDITION = "response.statusCode == 200"
+MAX_OUTPUTS = 16
 
 
 @dataclass(frozen=True)
@@ -47,12 +50,18 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class AsyncPolicy:
-    """Durable's 202 pattern: follow ``Location`` until a non-202 answer."""
+    """Durable's 202 pattern: follow ``Location`` until a non-202 answer.
+
+    ``location_headers`` name the status URL (the first present wins); ``complete_when`` (CEL)
+    false on a 2xx answer means the operation is still running: polled like a 202.
+    """
 
     enabled: bool = True
     min_poll_interval_seconds: float = 1.0
     max_poll_interval_seconds: float = 60.0
     max_polls: int = 100
+    location_headers: tuple[str, ...] = ("location",)
+    complete_when: str | None = None
 
     @classmethod
     def parse(cls, raw: Json | None) -> AsyncPolicy:
@@ -67,6 +76,10 @@ class AsyncPolicy:
                 raw.get("maxPollIntervalSeconds", default.max_poll_interval_seconds)
             ),
             max_polls=int(raw.get("maxPolls", default.max_polls)),
+            location_headers=tuple(
+                str(h).lower() for h in raw.get("locationHeaders", default.location_headers)
+            ),
+            complete_when=_optional_text(raw.get("completeWhen")),
         )
 
 
@@ -83,6 +96,25 @@ class ResponsePolicy:
             max_body_bytes=int(raw.get("maxBodyBytes", default.max_body_bytes)),
             keep_headers=tuple(h.lower() for h in raw.get("keepHeaders", default.keep_headers)),
         )
+
+
+@dataclass(frozen=True)
+class Output:
+    """A named CEL expression over the final answer, recorded in ``status.outputs``."""
+
+    name: str
+    expression: str
+
+    @classmethod
+    def parse_all(cls, raw: Any) -> tuple[Output, ...]:
+        return tuple(cls(str(o["name"]), str(o["expression"])) for o in raw or ())
+
+    def to_json(self) -> dict[str, str]:
+        return {"name": self.name, "expression": self.expression}
+
+
+def _optional_text(value: Any) -> str | None:
+    return None if value is None else str(value)
 
 
 @dataclass(frozen=True)
@@ -196,6 +228,21 @@ class HttpTaskSpec:
     max_redirects: int = 5
     response: ResponsePolicy = field(default_factory=ResponsePolicy)
     terminate: bool = False
+    # None: the sample's rule (a final 200), whose false is outcome HttpError as before; a
+    # condition written in the spec that is false is outcome ConditionNotMet.
+    success_condition: str | None = None
+    outputs: tuple[Output, ...] = ()
+
+    @property
+    def expressions(self) -> tuple[tuple[str, str], ...]:
+        """Every CEL expression of the spec, with the field it is in (checked before sending)."""
+        found: list[tuple[str, str]] = []
+        if self.success_condition is not None:
+            found.append(("spec.successCondition", self.success_condition))
+        if self.async_.complete_when is not None:
+            found.append(("spec.async.completeWhen", self.async_.complete_when))
+        found.extend((f"spec.outputs[{o.name}]", o.expression) for o in self.outputs)
+        return tuple(found)
 
     @classmethod
     def parse(cls, raw: Json) -> HttpTaskSpec:
@@ -210,6 +257,8 @@ class HttpTaskSpec:
             max_redirects=int((raw.get("redirects") or {}).get("max", 5)),
             response=ResponsePolicy.parse(raw.get("response")),
             terminate=bool(raw.get("terminate", False)),
+            success_condition=_optional_text(raw.get("successCondition")),
+            outputs=Output.parse_all(raw.get("outputs")),
         )
 
 
@@ -224,11 +273,17 @@ class ProviderSpec:
     attempt_timeout_seconds: float | None = None
     retry: Json | None = None
     response: Json | None = None
+    success_condition: str | None = None
+    outputs: tuple[Output, ...] = ()
+    async_: Json | None = None
 
     @classmethod
     def parse(cls, name: str, raw: Json) -> ProviderSpec:
         timeout = raw.get("attemptTimeoutSeconds")
         return cls(
+            success_condition=_optional_text(raw.get("successCondition")),
+            outputs=Output.parse_all(raw.get("outputs")),
+            async_=raw.get("async"),
             name=name,
             url=str(raw["url"]),
             method=str(raw.get("method", "GET")).upper(),

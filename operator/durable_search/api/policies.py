@@ -382,6 +382,8 @@ FROZEN_FIELDS: dict[str, tuple[str, ...]] = {
         "async",
         "redirects",
         "response",
+        "successCondition",
+        "outputs",
     ),
     SEARCH_PLURAL: (
         "query",

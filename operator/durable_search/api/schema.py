@@ -45,6 +45,15 @@ MAX_URL = 2048
 # 512 KiB of raw bytes is ~683 KiB as base64: far below the API's 1.5 MiB object limit.
 MAX_BODY_BYTES = 524288
 MAX_STORED_BODY_CHARS = 700000
+EXPRESSION_MAX = 1024  # engine.cel.EXPRESSION_MAX (api may not import the engine)
+OUTPUT_VALUE_MAX = 1024  # engine.cel.OUTPUT_MAX
+# An output's name: an identifier or a DNS label (hits, total_count, first-title).
+OUTPUT_NAME = r"^[A-Za-z_][-A-Za-z0-9_]*$"
+CEL_VARIABLES = (
+    "response.statusCode (int), response.headers (map of lower-case names to strings), "
+    "response.body (the body as read, Secrets redacted) and response.json (the parsed body "
+    "when it is complete JSON, else null)"
+)
 
 
 # -- building blocks ------------------------------------------------------------------------
@@ -276,6 +285,118 @@ def outcome_schema(description: str) -> Schema:
     return string(description, 32, enum=[o.value for o in Outcome])
 
 
+def expression(description: str) -> Schema:
+    return string(
+        f"{description} CEL over {CEL_VARIABLES}; at most {EXPRESSION_MAX} characters, "
+        "comprehension macros nested at most one level. Checked before the first request: "
+        "one that does not compile ends the task Invalid (reason InvalidExpression).",
+        EXPRESSION_MAX,
+        minLength=1,
+    )
+
+
+def success_condition_schema() -> Schema:
+    return expression(
+        "When the final answer counts as a success (outcome Succeeded). False, or an "
+        "evaluation error (named in the message), is outcome ConditionNotMet: phase Succeeded, "
+        "not retried, shown as No Results. Without it: a final 200 is Succeeded and any other "
+        "answer HttpError (the sample's rule, response.statusCode == 200)."
+    )
+
+
+def outputs_schema() -> Schema:
+    output = obj(
+        "A named value computed from the final answer.",
+        {
+            "name": string(
+                "The key in status.outputs: a letter or underscore, then letters, digits, "
+                "'_' or '-'.",
+                63,
+                minLength=1,
+                pattern=OUTPUT_NAME,
+            ),
+            "expression": expression(
+                "The value: a CEL string as it is, anything else as compact JSON, at most "
+                f"{OUTPUT_VALUE_MAX} characters (longer values are cut, ending ' …'); "
+                "4 KiB for all outputs together (later ones are cut, then left out, and named "
+                "in the message). An evaluation error leaves the output out and names it in "
+                "the message."
+            ),
+        },
+        required=("name", "expression"),
+    )
+    return array(
+        "Values computed from the final answer into status.outputs (and a Search's results).",
+        output,
+        16,
+        **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]},
+    )
+
+
+def async_schema() -> Schema:
+    d = models.AsyncPolicy()
+    return obj(
+        "Durable's 202 pattern: a 202 with a status URL (the first of locationHeaders "
+        "present) is followed by GETs of that URL, waiting Retry-After (clamped to the "
+        "interval bounds), until a non-202 answer. With completeWhen, a 2xx answer it calls "
+        "false is polled too (a 200-with-status monitor).",
+        {
+            "enabled": boolean("Follow 202 + a status URL.", default=d.enabled),
+            "minPollIntervalSeconds": number(
+                "Shortest wait between polls.",
+                0,
+                3600,
+                default=d.min_poll_interval_seconds,
+            ),
+            "maxPollIntervalSeconds": number(
+                "Longest wait between polls.",
+                0,
+                86400,
+                default=d.max_poll_interval_seconds,
+            ),
+            "maxPolls": integer(
+                "Polls before giving up (outcome TimedOut).",
+                1,
+                10000,
+                default=d.max_polls,
+            ),
+            "locationHeaders": array(
+                "Response headers naming the status URL, in order: the first one present "
+                "wins (e.g. Operation-Location, Azure-AsyncOperation, Location). Matched "
+                "without regard to case.",
+                string("A header name.", 256, minLength=1, pattern=HEADER_NAME),
+                8,
+                default=["Location"],
+            ),
+            "completeWhen": expression(
+                "Whether a 2xx answer (to the request or to a poll) is the operation's end: "
+                "false, or an evaluation error, means still running, and the task polls again "
+                "the last status URL (the one this answer names, else the one polled, else "
+                "the request's own URL for a GET; a request that is not a GET and names none "
+                "ends ConditionNotMet). A 202 with a status URL is polled without asking it."
+            ),
+        },
+        rules=(
+            (
+                "!has(self.minPollIntervalSeconds) || "
+                "!has(self.maxPollIntervalSeconds) || "
+                "self.minPollIntervalSeconds <= self.maxPollIntervalSeconds",
+                "minPollIntervalSeconds must not exceed maxPollIntervalSeconds",
+            ),
+        ),
+        default={},
+    )
+
+
+def outputs_status_schema(description: str) -> Schema:
+    return {
+        "type": "object",
+        "description": description,
+        "maxProperties": 16,
+        "additionalProperties": string("A value.", OUTPUT_VALUE_MAX),
+    }
+
+
 def provider_properties() -> dict[str, Schema]:
     return {
         "url": url_schema(
@@ -288,6 +409,9 @@ def provider_properties() -> dict[str, Schema]:
         "attemptTimeoutSeconds": integer("Per-attempt timeout for requests to this site.", 1, 3600),
         "retry": retry_schema(),
         "response": response_schema(),
+        "successCondition": success_condition_schema(),
+        "outputs": outputs_schema(),
+        "async": async_schema(),
     }
 
 
@@ -346,7 +470,6 @@ def httptask_spec() -> Schema:
         },
         required=("url",),
     )
-    d = models.AsyncPolicy()
     return obj(
         "A durable HTTP call: retries, 202 polling, deadlines, bounded bodies. The spec is "
         "immutable except terminate.",
@@ -365,40 +488,7 @@ def httptask_spec() -> Schema:
                 default=30,
             ),
             "retry": retry_schema(),
-            "async": obj(
-                "Durable's 202 pattern: a 202 with Location is followed by GETs of that URL, "
-                "waiting Retry-After (clamped to the interval bounds), until a non-202 answer.",
-                {
-                    "enabled": boolean("Follow 202 + Location.", default=d.enabled),
-                    "minPollIntervalSeconds": number(
-                        "Shortest wait between polls.",
-                        0,
-                        3600,
-                        default=d.min_poll_interval_seconds,
-                    ),
-                    "maxPollIntervalSeconds": number(
-                        "Longest wait between polls.",
-                        0,
-                        86400,
-                        default=d.max_poll_interval_seconds,
-                    ),
-                    "maxPolls": integer(
-                        "Polls before giving up (outcome TimedOut).",
-                        1,
-                        10000,
-                        default=d.max_polls,
-                    ),
-                },
-                rules=(
-                    (
-                        "!has(self.minPollIntervalSeconds) || "
-                        "!has(self.maxPollIntervalSeconds) || "
-                        "self.minPollIntervalSeconds <= self.maxPollIntervalSeconds",
-                        "minPollIntervalSeconds must not exceed maxPollIntervalSeconds",
-                    ),
-                ),
-                default={},
-            ),
+            "async": async_schema(),
             "redirects": obj(
                 "Redirect handling.",
                 {"max": integer("Redirects followed per request (0: none).", 0, 20, default=5)},
@@ -406,6 +496,8 @@ def httptask_spec() -> Schema:
             ),
             "response": response_schema(),
             "terminate": one_way_terminate("Set to true to stop the task; it cannot be undone."),
+            "successCondition": success_condition_schema(),
+            "outputs": outputs_schema(),
         },
         required=("request",),
     )
@@ -435,8 +527,13 @@ def httptask_status() -> Schema:
                 16,
                 enum=[p.value for p in TaskPhase],
             ),
-            "outcome": outcome_schema("Succeeded only for a final 200."),
+            "outcome": outcome_schema(
+                "Succeeded when successCondition held (by default: a final 200)."
+            ),
             "message": string("What happened last, for humans.", 1024),
+            "outputs": outputs_status_schema(
+                "spec.outputs evaluated over the final answer: name to value (strings)."
+            ),
             "attempts": integer("Attempts claimed so far.", 0, 1000),
             "attemptLog": array("The last 10 attempts and polls.", log_entry, 10),
             "response": obj(
@@ -535,13 +632,14 @@ def search_status() -> Schema:
             "name": string("Provider name.", 63),
             "httpTaskName": string("The HttpTask fetching it.", 253),
             "outcome": outcome_schema(
-                "Absent while running. Only a final 200 is Succeeded; a "
-                "failing provider never fails the search."
+                "Absent while running. Succeeded when the provider's successCondition held "
+                "(by default: a final 200); a failing provider never fails the search."
             ),
             "statusCode": integer("The final HTTP status, when there was one.", 100, 599),
             "attempts": integer("Attempts made.", 0, 1000),
             "durationMs": integer("From the first request to the outcome.", 0, 2**31),
             "message": string("Details.", 1024),
+            "outputs": outputs_status_schema("The HttpTask's status.outputs."),
         },
         required=("name",),
     )

@@ -56,10 +56,15 @@ class ResponseRecord(TypedDict, total=False):
     contentEncoding: str  # the coding the body is kept in, undecoded
 
 
+# ``spec.outputs`` evaluated over the final answer: name to value, every value a string.
+Outputs = dict[str, str]
+
+
 class HttpTaskStatus(TypedDict, total=False):
     phase: str
-    outcome: str
+    outcome: str  # an api.constants.Outcome
     message: str
+    outputs: Outputs
     attempts: int
     attemptLog: list[AttemptRecord]
     response: ResponseRecord
@@ -84,6 +89,7 @@ class SearchResult(TypedDict, total=False):
     attempts: int
     durationMs: int
     message: str
+    outputs: Outputs  # the HttpTask's status.outputs
 
 
 class SearchStatus(TypedDict, total=False):

@@ -13,7 +13,10 @@ _SYMBOLS = {
     "Blocked": "⛔",
     "ProviderNotFound": "?",
     "Terminated": "■",
+    "ConditionNotMet": "∅",
+    "Invalid": "!",
 }
+OUTPUT_SHOWN = 60  # characters of each output value on a progress line
 
 
 def provider_state(result: Mapping[str, Any], child: Mapping[str, Any] | None) -> str:
@@ -28,6 +31,9 @@ def provider_state(result: Mapping[str, Any], child: Mapping[str, Any] | None) -
         attempts = int(result.get("attempts") or 0)
         if attempts > 1:
             parts.append(f"{attempts} attempts")
+        for name, value in (result.get("outputs") or {}).items():
+            shown = value if len(value) <= OUTPUT_SHOWN else f"{value[: OUTPUT_SHOWN - 1]}…"
+            parts.append(f"{name}={shown}")
         if outcome != "Succeeded" and result.get("message"):
             parts.append(f"({result['message']})")
         return " ".join(parts)

@@ -215,5 +215,13 @@ def finished_summary(body: Body) -> Body:
     }
 
 
-_SUMMARY_FIELDS = ("phase", "outcome", "attempts", "startTime", "completionTime", "message")
+_SUMMARY_FIELDS = (
+    "phase",
+    "outcome",
+    "attempts",
+    "startTime",
+    "completionTime",
+    "message",
+    "outputs",  # at most 4 KiB, and only where spec.outputs asks for them
+)
 _SUMMARY_METADATA = ("name", "namespace", "uid", "resourceVersion", "ownerReferences", "labels")

@@ -264,6 +264,7 @@ async def _perform_unless_stopped(
             max_redirects=0 if prepared.open_path else spec.max_redirects,
             response_policy=spec.response,
             clock=ctx.clock,
+            location_headers=spec.async_.location_headers,
         )
     )
     try:

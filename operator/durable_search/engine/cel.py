@@ -622,14 +622,17 @@ def estimate_cost(compiled: Compiled, response: ResponseView) -> int:
 # -- evaluating -----------------------------------------------------------------------------
 
 
-def evaluate(compiled: Compiled, response: ResponseView) -> Any:
+def evaluate(compiled: Compiled, response: ResponseView, cost: int | None = None) -> Any:
     """The value of ``compiled`` over ``response``, as Python values; :class:`EvaluationError`.
+
+    ``cost`` is :func:`estimate_cost`'s answer when the caller has it already.
 
     Values: ``None``, ``bool``, ``int``, ``float``, ``str``, ``bytearray`` (bytes),
     ``datetime.datetime``, ``datetime.timedelta``, lists and dicts of them, and a type's name
     for a CEL type value (inside a list or map: the library's ``Type``).
     """
-    cost = estimate_cost(compiled, response)
+    if cost is None:
+        cost = estimate_cost(compiled, response)
     if cost > COST_BUDGET:
         raise EvaluationError(
             f"the expression could cost too much over this response (estimated "

@@ -123,6 +123,7 @@ def child_manifest(
         task_spec["retry"] = retry
     if provider.response:
         task_spec["response"] = dict(provider.response)
+    task_spec.update(_expression_fields(provider))
     return {
         "apiVersion": API_VERSION,
         "kind": HTTPTASK_KIND,
@@ -134,6 +135,18 @@ def child_manifest(
         },
         "spec": task_spec,
     }
+
+
+def _expression_fields(provider: ProviderSpec) -> dict[str, Any]:
+    """The provider's CEL fields (successCondition, outputs, async), copied as written."""
+    fields: dict[str, Any] = {}
+    if provider.success_condition is not None:
+        fields["successCondition"] = provider.success_condition
+    if provider.outputs:
+        fields["outputs"] = [o.to_json() for o in provider.outputs]
+    if provider.async_:
+        fields["async"] = dict(provider.async_)
+    return fields
 
 
 def _tightest(*values: float | None) -> float | None:

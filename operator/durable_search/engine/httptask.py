@@ -11,13 +11,18 @@ only ever sent for an action a status write has already claimed (durability inva
 an operator that restarts resends at most the one action that was claimed when it died
 (invariant 2), at the time recorded (invariant 3). ``response`` is replaced only by a newer HTTP
 answer, never cleared by an error (invariant 4).
+
+The spec's CEL (``engine.judging``) is checked before anything is sent (a spec whose expression
+does not compile ends ``Invalid``, ``InvalidExpression``) and answers three questions about an
+answer: is the operation complete (``async.completeWhen``: a 2xx it calls incomplete is polled
+like a 202), did it succeed (``successCondition``), and what are its ``outputs``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, cast
 from urllib.parse import urljoin
@@ -32,6 +37,7 @@ from durable_search.api.status import (
     task_phase,
 )
 from durable_search.api.timestamps import format_time, parse_time
+from durable_search.engine import cel, judging
 from durable_search.engine.bounds import (
     LAST_ERROR_MAX,
     LOCATION_MAX,
@@ -104,9 +110,24 @@ class HttpAnswer:
     reason: str
     headers: Mapping[str, str]  # lower-case names, only those the policy keeps
     body: StoredBody
-    location: str | None = None
+    location: str | None = None  # the status URL: the first of async.locationHeaders present
     retry_after: str | None = None
     note: str | None = None  # something the user should know about how it was kept
+    # What CEL sees as response.headers: every header received but credentials and cookies
+    # (lower-case names, redacted, bounded); never stored.
+    seen_headers: Mapping[str, str] = field(default_factory=dict)
+
+    def view(self) -> cel.ResponseView:
+        body = self.body
+        headers = {**self.headers, **self.seen_headers}
+        return judging.view(
+            self.status_code,
+            headers,
+            body.text,
+            body.encoding,
+            body.truncated,
+            body.content_encoding,
+        )
 
 
 class FailureKind(StrEnum):
@@ -170,6 +191,10 @@ def decide(
                 now=now,
             )
         )
+    try:  # before the first request: a spec that cannot be judged is never sent
+        judging.compile_spec(spec)
+    except cel.InvalidExpression as error:
+        return Finish(_invalid_expression(status, error, now))
     deadline = deadline_of(spec, created)
     if now >= deadline:
         return Finish(
@@ -215,12 +240,46 @@ def after_exchange(
     new.setdefault("startTime", format_time(exchange.started))
     result = exchange.result
     if isinstance(result, NoAnswer):
-        new = _after_failure(new, spec, status, created, sent, result, now)
-    elif result.status_code == 202 and result.location and spec.async_.enabled:
-        new = _after_accepted(new, spec, created, sent, exchange, result, now)
+        return fit_status(_after_failure(new, spec, status, created, sent, result, now), budget)
+    try:
+        expressions = judging.compile_spec(spec)
+    except cel.InvalidExpression as error:  # decide() refuses these before sending
+        return fit_status(_invalid_expression(new, error, now), budget)
+    if result.status_code == 202 and result.location and spec.async_.enabled:
+        return fit_status(_after_accepted(new, spec, created, sent, exchange, result, now), budget)
+    # Built once per answer, and only when an expression will read it (it parses the JSON).
+    judge = judging.Judge(expressions, result.view()) if expressions.any else None
+    running = None
+    if spec.async_.enabled and judge is not None and 200 <= result.status_code < 300:
+        running = _still_running(judge)
+    if running is not None:
+        new = _after_running(new, spec, status, created, sent, exchange, result, running, now)
     else:
-        new = _after_answer(new, spec, status, created, sent, result, now)
+        new = _after_answer(new, spec, status, created, sent, result, judge, now)
     return fit_status(new, budget)
+
+
+def _still_running(judge: judging.Judge) -> str | None:
+    """Why ``completeWhen`` calls this 2xx answer incomplete, or None when it is complete."""
+    if judge.expressions.complete_when is None:
+        return None
+    complete, error = judge.complete()
+    if complete:
+        return None
+    return f"completeWhen could not be evaluated: {error}" if error else "completeWhen is false"
+
+
+def _invalid_expression(
+    status: Mapping[str, Any], error: cel.InvalidExpression, now: dt.datetime
+) -> Status:
+    return _finished(
+        status,
+        phase=TaskPhase.FAILED,
+        outcome=Outcome.INVALID,
+        message=f"invalid expression: {error.message}",
+        now=now,
+        reason=Reason.INVALID_EXPRESSION,
+    )
 
 
 def _after_failure(
@@ -264,28 +323,90 @@ def _after_accepted(
     accepted: HttpAnswer,
     now: dt.datetime,
 ) -> Status:
-    """202 + Location: poll the (resolved) Location, waiting Retry-After."""
-    new.pop("lastError", None)
+    """202 + a status URL (the first of ``locationHeaders``): poll it, waiting Retry-After."""
     assert accepted.location is not None
+    location = _resolved(exchange.url, accepted.location)
+    return _poll_again(new, spec, created, sent, accepted, location, "202 Accepted", now)
+
+
+def _after_running(
+    new: Status,
+    spec: HttpTaskSpec,
+    status: Mapping[str, Any],
+    created: dt.datetime,
+    sent: Send,
+    exchange: Exchange,
+    answer: HttpAnswer,
+    why: str,
+    now: dt.datetime,
+) -> Status:
+    """A 2xx that ``completeWhen`` calls incomplete (a 200-with-status monitor): poll again.
+
+    The status URL is the one this answer names, else the one being polled, else the request's
+    own URL when it is a GET (a monitor polled where it was asked). A POST that names none
+    cannot be polled: its answer is final, and the condition for completion is not met.
+    """
+    what = f"{answer.status_code}, {why}"
+    if answer.location:
+        location = _resolved(exchange.url, answer.location)
+    elif sent.kind is ActionKind.POLL and status.get("location"):
+        location = str(status["location"])
+    elif spec.request.method == "GET":
+        location = spec.request.url
+    else:
+        new.pop("lastError", None)
+        new["response"] = _response_json(answer)
+        headers = ", ".join(spec.async_.location_headers) or "status URL"
+        message = (
+            f"{what}, and there is nothing to poll: no {headers} header, and the request is "
+            f"a {spec.request.method}, not a GET"
+        )
+        return _finished(
+            new,
+            phase=TaskPhase.SUCCEEDED,
+            outcome=Outcome.CONDITION_NOT_MET,
+            message=message,
+            now=now,
+        )
+    return _poll_again(new, spec, created, sent, answer, location, what, now)
+
+
+def _resolved(base: str, reference: str) -> str:
     try:
-        location = urljoin(exchange.url, accepted.location)
+        return urljoin(base, reference)
     except ValueError:
-        location = ""
+        return ""
+
+
+def _poll_again(
+    new: Status,
+    spec: HttpTaskSpec,
+    created: dt.datetime,
+    sent: Send,
+    answer: HttpAnswer,
+    location: str,
+    what: str,
+    now: dt.datetime,
+) -> Status:
+    """Claim the next poll of ``location`` (an answer that is not final yet)."""
+    new.pop("lastError", None)
     if not location or len(location) > LOCATION_MAX:
-        new["response"] = _response_json(accepted)
-        message = f"202 with a Location that cannot be followed ({len(accepted.location)} chars)"
+        new["response"] = _response_json(answer)
+        length = len(answer.location or location)
+        message = f"{answer.status_code} with a status URL that cannot be followed ({length} chars)"
         return _finished(
             new, phase=TaskPhase.SUCCEEDED, outcome=Outcome.HTTP_ERROR, message=message, now=now
         )
     number = sent.number + 1 if sent.kind is ActionKind.POLL else 1
     if number > spec.async_.max_polls:
-        message = f"still 202 after {spec.async_.max_polls} polls"
+        state = "202" if answer.status_code == 202 else "running"
+        message = f"still {state} after {spec.async_.max_polls} polls ({what})"
         return _finished(
             new, phase=TaskPhase.FAILED, outcome=Outcome.TIMED_OUT, message=message, now=now
         )
-    wait = poll_delay(spec.async_, parse_retry_after(accepted.retry_after, now))
+    wait = poll_delay(spec.async_, parse_retry_after(answer.retry_after, now))
     claim = Claim(ActionKind.POLL, number, now + dt.timedelta(seconds=wait), location)
-    return _claim(new, spec, created, claim, f"202 Accepted: polling {location}", now)
+    return _claim(new, spec, created, claim, f"{what}: polling {location}", now)
 
 
 def _after_answer(
@@ -295,9 +416,15 @@ def _after_answer(
     created: dt.datetime,
     sent: Send,
     answer: HttpAnswer,
+    judge: judging.Judge | None,
     now: dt.datetime,
 ) -> Status:
-    """A final-looking answer: kept as the latest response; retried if its code says so."""
+    """A final-looking answer: kept as the latest response; retried if its code says so.
+
+    A final answer is judged by ``successCondition`` (without one: a 200 is Succeeded, any
+    other code HttpError, the sample's rule); a condition given and false is ConditionNotMet,
+    an evaluation error counting as false. Outputs are evaluated over every final answer.
+    """
     new.pop("lastError", None)
     new["response"] = _response_json(answer)
     if answer.status_code in spec.retry.on_status_codes:
@@ -307,10 +434,24 @@ def _after_answer(
         if claim is not None:
             message = f"{_what(sent)} answered {answer.status_code}"
             return _claim(new, spec, created, claim, message, now)
-    outcome = Outcome.SUCCEEDED if answer.status_code == 200 else Outcome.HTTP_ERROR
-    message = f"{answer.status_code} {answer.reason}".strip()
-    if answer.note:
-        message = f"{message}; {answer.note}"
+    notes = [answer.note] if answer.note else []
+    given = judge is not None and judge.expressions.success is not None
+    if judge is None:
+        held = answer.status_code == 200
+    else:
+        held, error = judge.succeeded()
+        if error:
+            notes.append(f"successCondition could not be evaluated: {error}")
+        elif not held and given:
+            notes.append("successCondition is false")
+        if judge.expressions.outputs:
+            new["outputs"], problems = judge.outputs()
+            notes.extend(problems)
+    if held:
+        outcome = Outcome.SUCCEEDED
+    else:
+        outcome = Outcome.CONDITION_NOT_MET if given else Outcome.HTTP_ERROR
+    message = "; ".join([f"{answer.status_code} {answer.reason}".strip(), *notes])
     return _finished(new, phase=TaskPhase.SUCCEEDED, outcome=outcome, message=message, now=now)
 
 
@@ -515,4 +656,6 @@ def result_summary(status: Mapping[str, Any]) -> SearchResult:
         summary["durationMs"] = max(int((completed - started).total_seconds() * 1000), 0)
     if status.get("message"):
         summary["message"] = cut(str(status["message"]), MESSAGE_MAX)
+    if status.get("outputs"):
+        summary["outputs"] = dict(status["outputs"])
     return summary

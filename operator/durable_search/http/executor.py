@@ -20,7 +20,13 @@ from dataclasses import dataclass
 from urllib.parse import quote, urljoin, urlsplit
 
 from durable_search.api.models import ResponsePolicy
-from durable_search.engine.bounds import HEADER_VALUE_MAX, LOCATION_MAX, MESSAGE_MAX, cut
+from durable_search.engine.bounds import (
+    HEADER_VALUE_MAX,
+    HEADERS_BUDGET,
+    LOCATION_MAX,
+    MESSAGE_MAX,
+    cut,
+)
 from durable_search.engine.httptask import Exchange, FailureKind, HttpAnswer, NoAnswer
 from durable_search.errors import (
     BlockedError,
@@ -85,6 +91,7 @@ async def perform(
     max_redirects: int,
     response_policy: ResponsePolicy,
     clock: Callable[[], dt.datetime],
+    location_headers: Sequence[str] = ("location",),
 ) -> Exchange:
     started = clock()
     begun = time.monotonic()
@@ -128,7 +135,7 @@ async def perform(
     except ExchangeError as error:
         result = no_answer(error, redactor)
     else:
-        result = _answer(response, response_policy, redactor)
+        result = _answer(response, response_policy, redactor, location_headers)
     duration_ms = int((time.monotonic() - begun) * 1000)
     return Exchange(result=result, url=url, started=started, duration_ms=duration_ms)
 
@@ -151,7 +158,12 @@ def _headers_for(request: PreparedRequest, url: str) -> list[tuple[str, str]]:
     return [(h.name, h.value) for h in request.headers if same_origin or not h.origin_bound]
 
 
-def _answer(response: IncomingResponse, policy: ResponsePolicy, redactor: Redactor) -> HttpAnswer:
+def _answer(
+    response: IncomingResponse,
+    policy: ResponsePolicy,
+    redactor: Redactor,
+    location_headers: Sequence[str] = ("location",),
+) -> HttpAnswer:
     kept = {
         name: redactor.redact(cut(response.headers[name], HEADER_VALUE_MAX))
         for name in policy.keep_headers
@@ -164,7 +176,10 @@ def _answer(response: IncomingResponse, policy: ResponsePolicy, redactor: Redact
         more=response.more,
         undecoded=response.undecoded,
     )
-    location = response.headers.get("location")
+    # The status URL: the first of the task's async.locationHeaders the answer carries.
+    location = next(
+        (response.headers[name] for name in location_headers if name in response.headers), None
+    )
     note = response.note or (
         f"body kept as received (Content-Encoding: {cut(response.undecoded, 64)})"
         if response.undecoded
@@ -181,7 +196,25 @@ def _answer(response: IncomingResponse, policy: ResponsePolicy, redactor: Redact
         else location,
         retry_after=cut(response.headers.get("retry-after") or "", 64) or None,
         note=note,
+        seen_headers=_seen_headers(response, redactor),
     )
+
+
+def _seen_headers(response: IncomingResponse, redactor: Redactor) -> dict[str, str]:
+    """What CEL sees as ``response.headers``: every header but cookies and credentials,
+    lower-case (repeated ones joined by commas), redacted, within HEADERS_BUDGET bytes."""
+    seen: dict[str, str] = {}
+    room = HEADERS_BUDGET
+    for name, value in response.headers.items():
+        name = name.lower()
+        if name in NEVER_KEPT_HEADERS:
+            continue
+        value = redactor.redact(cut(value, HEADER_VALUE_MAX))
+        room -= len(name) + len(value)
+        if room < 0:
+            break
+        seen[name] = value
+    return seen
 
 
 class Redactor:

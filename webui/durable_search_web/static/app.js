@@ -172,9 +172,16 @@ function render(doc) {
     el("td", { class: r.outcome || "", text: r.outcome || "running…" }),
     el("td", { text: r.statusCode ?? "" }),
     el("td", { text: r.attempts ?? "" }),
-    el("td", { text: r.durationMs != null ? `${r.durationMs} ms` : "" }))));
+    el("td", { text: r.durationMs != null ? `${r.durationMs} ms` : "" }),
+    el("td", { class: "outputs" }, ...outputItems(r.outputs)))));
   renderChart(results);
   for (const r of results) if (r.outcome && !state.frames.has(r.name)) addFrame(doc.id, r);
+}
+
+function outputItems(outputs) {
+  // A provider's spec.outputs (CEL over its answer): values are strings, shown as text only.
+  return Object.entries(outputs || {}).map(([name, value]) =>
+    el("div", {}, el("code", { text: name }), el("span", { text: ` ${value}` })));
 }
 
 function renderChart(results) {
