@@ -56,6 +56,12 @@ class ResponseRecord(TypedDict, total=False):
     contentEncoding: str  # the coding the body is kept in, undecoded
 
 
+class Claim(TypedDict, total=False):
+    """In an operator ring: who may send an HttpTask's next request ("" released)."""
+
+    holder: str
+
+
 class HttpTaskStatus(TypedDict, total=False):
     phase: str
     outcome: str
@@ -72,6 +78,7 @@ class HttpTaskStatus(TypedDict, total=False):
     completionTime: str
     observedGeneration: int
     conditions: list[Condition]
+    claim: Claim
 
 
 class SearchResult(TypedDict, total=False):
