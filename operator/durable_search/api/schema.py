@@ -561,6 +561,15 @@ def httptask_status() -> Schema:
             "completionTime": timestamp("When the task finished."),
             "observedGeneration": integer("The generation last acted on.", 0, 2**53),
             "conditions": conditions_schema(),
+            "claim": obj(
+                "In an operator ring: the member that may send the next request.",
+                {
+                    "holder": string(
+                        "The member's identity; empty when released for another to take over.",
+                        253,
+                    )
+                },
+            ),
         },
     )
 

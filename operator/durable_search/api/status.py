@@ -60,6 +60,12 @@ class ResponseRecord(TypedDict, total=False):
 Outputs = dict[str, str]
 
 
+class Claim(TypedDict, total=False):
+    """In an operator ring: who may send an HttpTask's next request ("" released)."""
+
+    holder: str
+
+
 class HttpTaskStatus(TypedDict, total=False):
     phase: str
     outcome: str  # an api.constants.Outcome
@@ -77,6 +83,7 @@ class HttpTaskStatus(TypedDict, total=False):
     completionTime: str
     observedGeneration: int
     conditions: list[Condition]
+    claim: Claim
 
 
 class SearchResult(TypedDict, total=False):

@@ -67,6 +67,27 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="the web service's base URL: watchers' polls of <URL>/api/searches/{id} take the "
         "trusted path past the SSRF guard (env DURABLE_SEARCH_WATCHER_BASE_URL)",
     )
+    parser.add_argument(
+        "--ring",
+        default=os.environ.get("DURABLE_SEARCH_RING") or None,
+        metavar="NAME",
+        help="share the work with the other operators of this ring through Leases "
+        "(env DURABLE_SEARCH_RING); default: standalone, one operator does everything",
+    )
+    parser.add_argument(
+        "--identity",
+        default=os.environ.get("DURABLE_SEARCH_IDENTITY") or None,
+        metavar="ID",
+        help="this member's name in the ring (env DURABLE_SEARCH_IDENTITY); default: the Pod's "
+        "name (POD_NAME), else host and pid",
+    )
+    parser.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=float(os.environ.get("DURABLE_SEARCH_DRAIN_SECONDS", "25")),
+        help="on SIGTERM, how long a ring member lets exchanges in flight finish before it "
+        "cancels them (env DURABLE_SEARCH_DRAIN_SECONDS)",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -83,6 +104,9 @@ def config_from(args: argparse.Namespace) -> OperatorConfig:
         max_connections=args.max_connections,
         max_connections_per_host=args.max_connections_per_host,
         watcher_base_url=args.watcher_base_url,
+        ring=args.ring,
+        identity=args.identity,
+        drain_seconds=args.drain_seconds,
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,6 +20,24 @@ class OperatorConfig:
     max_connections: int = 512
     max_connections_per_host: int = 16
     watcher_base_url: str | None = None  # the web service's base URL, for the watcher's path
+    ring: str | None = None  # the ring's name: share the work with the other members
+    identity: str | None = None  # this member's name in the ring (default: the Pod's name)
+    drain_seconds: float = 25.0  # on SIGTERM, how long a member lets exchanges in flight finish
+
+    def member_identity(self) -> str:
+        """This member's identity: the flag, else the Pod's name, else host and pid."""
+        if self.identity:
+            return self.identity
+        pod = os.environ.get("POD_NAME")
+        if pod:
+            return pod
+        return f"{socket.gethostname().split('.')[0].lower()}-{os.getpid()}"
+
+    def lease_namespace(self, context_namespace: str) -> str:
+        """Where the ring's Leases live: the Pod's namespace, else the first watched one."""
+        return os.environ.get("POD_NAMESPACE") or (
+            self.namespaces[0] if self.namespaces else context_namespace
+        )
 
     @property
     def follows_namespace_patterns(self) -> bool:

@@ -31,6 +31,23 @@ class OperatorMetrics:
         self.active_searches = Gauge(
             "durable_search_active_searches", "Search workers running", registry=self.registry
         )
+        self.ring_members = Gauge(
+            "durable_search_ring_members",
+            "Live members of the operator ring, as this member sees them (0: standalone)",
+            registry=self.registry,
+        )
+        self.owned_objects = Gauge(
+            "durable_search_owned_objects",
+            "Unfinished objects this member owns (its share of the ring)",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.claims = Counter(
+            "durable_search_claims_total",
+            "Claims of a ring: taken over from another member, or released to one",
+            ["action"],
+            registry=self.registry,
+        )
 
 
 METRICS = OperatorMetrics()

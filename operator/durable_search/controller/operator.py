@@ -10,16 +10,20 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
+import threading
 
 import kopf
 
 from durable_search.api.timestamps import now
 from durable_search.controller.admission import AdmissionGuard
+from durable_search.controller.claims import Claims
 from durable_search.controller.config import OperatorConfig
 from durable_search.controller.credentials import Credentials
 from durable_search.controller.events import EventRecorder
 from durable_search.controller.handlers import registry_for, settings_for
 from durable_search.controller.health import start_health_server
+from durable_search.controller.membership import Membership
 from durable_search.controller.runtime import Runtime
 from durable_search.controller.searches import SearchContext
 from durable_search.controller.store import ObjectStore
@@ -67,6 +71,19 @@ async def run_operator(
         if config.watcher_base_url
         else None
     )
+    membership = (
+        Membership(
+            api,
+            config.ring,
+            config.member_identity(),
+            config.lease_namespace(namespaces[0]),
+            now,
+        )
+        if config.ring
+        else None
+    )
+    if membership is not None:
+        await membership.join()
     task_store, search_store = ObjectStore(), ObjectStore()
     runtime = Runtime(
         TaskContext(
@@ -84,6 +101,7 @@ async def run_operator(
             events=EventRecorder(api, now),
             clock=now,
         ),
+        Claims(membership) if membership is not None else None,
     )
     registry = registry_for(runtime, explicit_kubeconfig=bool(config.kubeconfig))
     settings = settings_for(
@@ -105,6 +123,31 @@ async def run_operator(
     await guard.check()
     guarding = asyncio.create_task(guard.run(), name="admission-guard")
     expiring = asyncio.create_task(runtime.ttl.run(), name="ttl-after-finished")
+    ringing = (
+        asyncio.create_task(membership.run(runtime.on_ring_change), name="ring-membership")
+        if membership is not None
+        else None
+    )
+    # kopf cancels every task of the loop when it stops, our workers too: a ring member drains
+    # before kopf is told to stop, so what is in flight can be recorded and released.
+    kopf_stop = asyncio.Event() if stop_flag is not None else None
+
+    async def stop_when_asked() -> None:
+        if stop_flag is None or kopf_stop is None:
+            return
+        await ready.wait()
+        # kopf takes SIGINT/SIGTERM for itself at start (and then cancels everything at once):
+        # take them back, so a signal sets our stop flag and the drain runs first.
+        if threading.current_thread() is threading.main_thread():
+            loop = asyncio.get_running_loop()
+            for number in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(number, stop_flag.set)
+        await stop_flag.wait()
+        if membership is not None:
+            await leave_ring(membership, runtime, config.drain_seconds)
+        kopf_stop.set()
+
+    stopping = asyncio.create_task(stop_when_asked(), name="stop-when-asked")
     try:
         await kopf.operator(
             registry=registry,
@@ -112,19 +155,36 @@ async def run_operator(
             standalone=True,
             clusterwide=config.all_namespaces,
             namespaces=() if config.all_namespaces else namespaces,
-            stop_flag=stop_flag,
+            stop_flag=kopf_stop,
             ready_flag=ready,
         )
     finally:
-        for background in (guarding, expiring):
+        for background in (stopping, guarding, expiring, ringing):
+            if background is None:
+                continue
             background.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await background
         await runtime.stop()
+        if membership is not None:
+            await membership.leave()
         await http.aclose()
         if health is not None:
             await health.cleanup()
         await api.close()
+
+
+async def leave_ring(membership: Membership, runtime: Runtime, drain_seconds: float) -> None:
+    """Stop taking work, let exchanges in flight be recorded and released, for a bounded time.
+
+    The Lease is still renewed while draining (marked as leaving): the others honour this
+    member's claims until it deletes the Lease, after the workers left are cancelled.
+    """
+    logger.info("leaving ring %s: draining for at most %ss", membership.ring, drain_seconds)
+    await membership.mark_leaving()
+    await runtime.release_all()
+    if not await runtime.drained(drain_seconds):
+        logger.warning("ring %s: drain timed out; cancelling what is left", membership.ring)
 
 
 async def own_service_account(api: KubeApi) -> tuple[str, str] | None:

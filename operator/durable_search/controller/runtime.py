@@ -13,18 +13,21 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from durable_search.api.constants import SEARCH_KIND
+from durable_search.api.constants import HTTPTASK_PLURAL, SEARCH_KIND, SEARCH_PLURAL
 from durable_search.api.models import SearchSpec
 from durable_search.api.status import Body, Key, status_of, task_phase
 from durable_search.controller import searches as search_worker
 from durable_search.controller import tasks as task_worker
+from durable_search.controller.claims import Claims
 from durable_search.controller.metrics import METRICS
 from durable_search.controller.searches import SearchContext
 from durable_search.controller.store import ObjectStore, Workers, key_of
 from durable_search.controller.tasks import TaskContext
 from durable_search.controller.ttl import TtlQueue
-from durable_search.engine import ttl
+from durable_search.engine import ring, ttl
 from durable_search.engine.fanin import is_finished
+from durable_search.engine.ring import Shares
+from durable_search.errors import NotFoundError
 from durable_search.kube.client import is_transient
 from durable_search.kube.objects import without_bookkeeping
 
@@ -38,20 +41,39 @@ GiveUp = Callable[[str], Awaitable[None]]
 
 
 class Runtime:
-    def __init__(self, tasks: TaskContext, searches: SearchContext) -> None:
-        self.task_context = dataclasses.replace(tasks, recorded=self.on_task_written)
+    def __init__(
+        self, tasks: TaskContext, searches: SearchContext, claims: Claims | None = None
+    ) -> None:
+        self.task_context = dataclasses.replace(tasks, recorded=self.on_task_written, claims=claims)
         # A child a Search creates starts its worker from the create's answer, not the watch.
-        self.search_context = dataclasses.replace(searches, child_created=self.on_child_created)
+        self.search_context = dataclasses.replace(
+            searches,
+            child_created=self.on_child_created,
+            claimed_by=claims.me if claims is not None else None,
+        )
         self.ttl = TtlQueue(searches.api, searches.clock)
         self.task_workers = Workers("httptask")
         self.search_workers = Workers("search")
+        self.claims = claims
+        # In a ring: the unfinished objects other members own, by kind and key, with their
+        # ring key and claim holder; enough to take them up when the ring changes (no bodies).
+        self.elsewhere: dict[tuple[str, Key], tuple[str, str | None]] = {}
+
+    def _owns(self, body: Body) -> bool:
+        return self.claims is None or self.claims.membership.shares.owns(ring.ring_key(body))
 
     # -- events ------------------------------------------------------------------------------
 
     async def on_task_event(self, kind: str | None, body: Body) -> None:
         key = key_of(body)
         store = self.task_context.store
-        if kind == "DELETED":
+        if kind != "DELETED" and not self._owns(body):
+            await self._elsewhere(HTTPTASK_PLURAL, key, body, task_phase(status_of(body)).finished)
+            if self.task_workers.running(key):
+                store.put(without_bookkeeping(body))  # it records what is in flight, releases
+            else:
+                store.remove(key)
+        elif kind == "DELETED":
             store.remove(key, body["metadata"].get("uid"))
             await self.task_workers.cancel(key)
         else:
@@ -86,7 +108,12 @@ class Runtime:
     async def on_search_event(self, kind: str | None, body: Body) -> None:
         key = key_of(body)
         store = self.search_context.searches
-        if kind == "DELETED":
+        if kind != "DELETED" and not self._owns(body):
+            await self._elsewhere(SEARCH_PLURAL, key, body, is_finished(body.get("status") or {}))
+            store.remove(key)
+            await self.search_workers.cancel(key)
+        elif kind == "DELETED":
+            self.elsewhere.pop((SEARCH_PLURAL, key), None)
             store.remove(key, body["metadata"].get("uid"))
             self.ttl.forget(*key)
             await self.search_workers.cancel(key)
@@ -121,6 +148,76 @@ class Runtime:
                 tasks.retire_key(key)
                 tasks.forget_signal(key)
 
+    # -- the ring ----------------------------------------------------------------------------
+
+    async def _elsewhere(self, plural: str, key: Key, body: Body, finished: bool) -> None:
+        """Another member owns ``body``: hold only what taking it up later needs."""
+        if finished:
+            self.elsewhere.pop((plural, key), None)
+            return
+        holder = ring.claim_holder(body)
+        self.elsewhere[(plural, key)] = (ring.ring_key(body), holder)
+        claims = self.claims
+        if plural == HTTPTASK_PLURAL and claims is not None and holder == claims.me:
+            if self.task_workers.running(key):
+                claims.releasing.add(key)  # the worker records what is in flight, then releases
+            else:
+                # Claimed by us but never ours to run (created just before the ring changed).
+                await claims.release(self.task_context.api, body)
+
+    async def on_ring_change(self, before: Shares, after: Shares) -> None:
+        """Give up what another member now owns; take up what this one gained."""
+        del before
+        claims = self.claims
+        if claims is None:
+            return
+        for key in list(self.task_context.store.keys()):
+            held = self.task_context.store.get(key)
+            lost = held is not None and not after.owns(ring.ring_key(held))
+            if lost and self.task_workers.running(key):
+                claims.releasing.add(key)
+                self.task_context.store.poke(key)
+        for key in list(self.search_context.searches.keys()):
+            held = self.search_context.searches.get(key)
+            if held is not None and not after.owns(ring.ring_key(held)):
+                await self._elsewhere(SEARCH_PLURAL, key, held, False)
+                self.search_context.searches.remove(key)
+                await self.search_workers.cancel(key)
+        gained = [
+            (plural, key)
+            for (plural, key), (ring_uid, _holder) in self.elsewhere.items()
+            if after.owns(ring_uid)
+        ]
+        # Searches first: their workers fold in the children that follow.
+        for plural, key in sorted(gained, key=lambda item: item[0] != SEARCH_PLURAL):
+            self.elsewhere.pop((plural, key), None)
+            claims.releasing.discard(key)
+            try:
+                body = await self.task_context.api.get(plural, *key)
+            except NotFoundError:
+                continue
+            if plural == SEARCH_PLURAL:
+                await self.on_search_event("MODIFIED", body)
+            else:
+                await self.on_task_event("MODIFIED", body)
+        METRICS.owned_objects.labels(kind="HttpTask").set(len(self.task_workers))
+        METRICS.owned_objects.labels(kind="Search").set(len(self.search_workers))
+
+    async def release_all(self) -> None:
+        """Leaving the ring: every running task records what is in flight, then releases."""
+        if self.claims is None:
+            return
+        for key in list(self.task_context.store.keys()):
+            if self.task_workers.running(key):
+                self.claims.releasing.add(key)
+                self.task_context.store.poke(key)
+        for key in list(self.search_context.searches.keys()):
+            await self.search_workers.cancel(key)
+
+    async def drained(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for the task workers to end; True when none is left."""
+        return await self.task_workers.wait_empty(seconds)
+
     async def stop(self) -> None:
         await self.search_workers.cancel_all()
         await self.task_workers.cancel_all()
@@ -149,6 +246,9 @@ class Runtime:
             await supervise(f"{kind} {key[0]}/{key[1]}", work, give_up)
         finally:
             store.forget_signal(key)
+            if kind == "httptask" and self.claims is not None and key in self.claims.releasing:
+                self.claims.releasing.discard(key)  # handed over: another member holds it
+                store.remove(key)
 
 
 async def supervise(

@@ -23,7 +23,7 @@ from durable_search.api.timestamps import parse_time
 from durable_search.controller.events import EventRecorder
 from durable_search.controller.metrics import METRICS
 from durable_search.controller.store import ObjectStore
-from durable_search.engine import fanin, search
+from durable_search.engine import fanin, ring, search
 from durable_search.engine.fanout import SearchRef, child_manifest, owned_by, plan_results
 from durable_search.errors import ConflictError, NotFoundError, RefusedError
 from durable_search.kube.api import KubeApi
@@ -47,6 +47,8 @@ class SearchContext:
     # Called with each child the Search creates, so its worker starts from the create's
     # answer instead of waiting for the watch to deliver it.
     child_created: Callable[[Body], Awaitable[None]] = _no_one
+    # In a ring: the member creating children, named in each as the holder of its first claim.
+    claimed_by: str | None = None
 
 
 async def run_search(ctx: SearchContext, key: Key) -> None:
@@ -163,6 +165,8 @@ async def _create_children(
 async def _create_child(ctx: SearchContext, manifest: Mapping[str, Any]) -> str | None:
     """Create one child; the API server's reason when it refuses to (never to be retried)."""
     namespace, name = manifest["metadata"]["namespace"], manifest["metadata"]["name"]
+    if ctx.claimed_by is not None:
+        manifest = ring.with_claim(manifest, ctx.claimed_by)
     try:
         created = await ctx.api.create(HTTPTASK_PLURAL, namespace, manifest)
     except RefusedError as error:

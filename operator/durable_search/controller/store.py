@@ -40,6 +40,10 @@ class ObjectStore:
     def get(self, key: Key) -> Body | None:
         return self._bodies.get(key)
 
+    def keys(self) -> list[Key]:
+        """The keys whose bodies are held (not the retired ones)."""
+        return list(self._bodies)
+
     @property
     def signals(self) -> int:
         """How many keys hold a change signal (a worker waits, or waited, on each)."""
@@ -158,6 +162,13 @@ class Workers:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+
+    async def wait_empty(self, seconds: float) -> bool:
+        """Wait up to ``seconds`` for every running coroutine to end; True when none is left."""
+        running = [task for task in self._tasks.values() if not task.done()]
+        if running:
+            await asyncio.wait(running, timeout=seconds)
+        return all(task.done() for task in self._tasks.values())
 
     async def cancel_all(self) -> None:
         for key in list(self._tasks):

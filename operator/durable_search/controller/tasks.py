@@ -30,11 +30,12 @@ from durable_search.api.constants import (
 from durable_search.api.models import HttpTaskSpec
 from durable_search.api.status import Body, Key
 from durable_search.api.timestamps import parse_time
+from durable_search.controller.claims import RECHECK_SECONDS, Claims
 from durable_search.controller.credentials import Credentials
 from durable_search.controller.metrics import METRICS
 from durable_search.controller.store import ObjectStore, key_of
 from durable_search.controller.watcher import WatcherPath
-from durable_search.engine import bounds
+from durable_search.engine import bounds, ring
 from durable_search.engine import httptask as engine
 from durable_search.errors import ConflictError, ExchangeError, NotFoundError, RefusedError
 from durable_search.http.client import HttpClient
@@ -65,6 +66,8 @@ class TaskContext:
     # Called with every status this worker wrote, as the watch would deliver it: the parent's
     # fan-in then wakes on the write's answer, not on the watch event that follows it.
     recorded: Callable[[Body], Awaitable[None]] | None = None
+    # In a ring: the claims this member holds (None standalone: no claim is written or read).
+    claims: Claims | None = None
 
 
 def is_live(body: Mapping[str, Any] | None) -> bool:
@@ -90,12 +93,45 @@ async def run_task(ctx: TaskContext, key: Key) -> None:
         decision = engine.decide(spec, status, created, now)
         if isinstance(decision, engine.Done):
             return
+        if ctx.claims is not None and key in ctx.claims.releasing:
+            # Another member owns it now; what was in flight is recorded: hand it over.
+            await _release(ctx, body)
+            return
         if isinstance(decision, engine.Wait):
             await ctx.store.changed(key, (decision.until - now).total_seconds())
         elif isinstance(decision, engine.Finish):
             await _write(ctx, body, decision.status)
-        else:
+        elif ctx.claims is None:
             await _send_and_record(ctx, key, body, spec, created, decision)
+        else:
+            held = await _hold(ctx, ctx.claims, key, body)
+            if held is not None:
+                await _send_and_record(ctx, key, held, spec, created, decision)
+
+
+async def _hold(ctx: TaskContext, claims: Claims, key: Key, body: Body) -> Body | None:
+    """The body to send on if this member holds the claim (taking it over when it may)."""
+    verdict = claims.verdict(body)
+    if isinstance(verdict, ring.Hold):
+        return body
+    if isinstance(verdict, ring.TakeOver):
+        written = await claims.take_over(ctx.api, body, verdict.previous)
+        if written is not None:
+            ctx.store.put(written)
+            return written
+        with contextlib.suppress(NotFoundError):
+            ctx.store.put(await ctx.api.get(HTTPTASK_PLURAL, *key))
+        return None
+    logger.debug("%s/%s: waiting for %s to release its claim", *key, verdict)
+    await ctx.store.changed(key, RECHECK_SECONDS)
+    return None
+
+
+async def _release(ctx: TaskContext, body: Body) -> None:
+    assert ctx.claims is not None
+    written = await ctx.claims.release(ctx.api, body)
+    if written is not None and ctx.recorded is not None:
+        await ctx.recorded(written)
 
 
 async def _send_and_record(
@@ -142,7 +178,7 @@ async def _send_and_record(
             status = body.get("status") or {}
             # Record on the newer object only if it still claims this action; otherwise
             # someone else already moved the task on and our answer is stale.
-            if not _claims(status, sent):
+            if not _claims(status, sent) or not _still_held(ctx, body):
                 logger.info("%s/%s: dropped a stale outcome after a conflict", *key)
                 return
             spec = HttpTaskSpec.parse(body["spec"])
@@ -189,6 +225,11 @@ async def _exchange(
         message = f"the request could not be sent: {type(error).__name__}: {error}"
         failure = engine.NoAnswer(message, engine.FailureKind.INVALID, Reason.INTERNAL)
     return engine.Exchange(result=failure, url=sent.url, started=started, duration_ms=0)
+
+
+def _still_held(ctx: TaskContext, body: Body) -> bool:
+    """In a ring: whether this member still holds ``body``'s claim (another took it over)."""
+    return ctx.claims is None or ring.claim_holder(body) == ctx.claims.me
 
 
 def _claims(status: Mapping[str, Any], sent: engine.Send) -> bool:
@@ -296,6 +337,8 @@ def _terminated(body: Mapping[str, Any] | None) -> bool:
 async def _write(
     ctx: TaskContext, body: Body, status: Mapping[str, Any], *, conflict_ok: bool = True
 ) -> None:
+    if ctx.claims is not None:
+        status = ctx.claims.stamp(key_of(body), status)
     if status == (body.get("status") or {}):
         return
     try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -141,3 +141,72 @@ class Shares:
     def share_of(self, rate: float) -> float:
         """This member's part of a rate shared by the ring (approximate: keys are not rates)."""
         return rate / max(1, len(self.members))
+
+
+# -- claims --------------------------------------------------------------------------------
+# Who may send an HttpTask's next request. A child is created claimed by the member that
+# creates it (an annotation); every outcome a member writes names it in ``status.claim``; a
+# member that gives an object up writes an empty holder (released).
+
+CLAIMED_BY_ANNOTATION = "durablesearch.dev/claimed-by"
+
+
+def claim_holder(body: Mapping[str, Any]) -> str | None:
+    """The member holding ``body``'s next action: a name, "" when released, None if unclaimed."""
+    claim = (body.get("status") or {}).get("claim")
+    if isinstance(claim, Mapping) and "holder" in claim:
+        return str(claim.get("holder") or "")
+    annotations = (body.get("metadata") or {}).get("annotations") or {}
+    holder = annotations.get(CLAIMED_BY_ANNOTATION)
+    return str(holder) if holder else None
+
+
+class ClaimVerdict:
+    """What a member may do with an action it wants to send."""
+
+
+@dataclass(frozen=True)
+class Hold(ClaimVerdict):
+    """It holds the claim: send."""
+
+
+@dataclass(frozen=True)
+class TakeOver(ClaimVerdict):
+    """Unclaimed, released, or held by a member that is gone: claim it first (a guarded write)."""
+
+    previous: str | None
+
+
+@dataclass(frozen=True)
+class WaitForRelease(ClaimVerdict):
+    """A live member still holds it (it may have the request in flight): wait for its release."""
+
+    holder: str
+
+
+def decide_claim(
+    body: Mapping[str, Any], me: str, holds_claims: Callable[[str], bool]
+) -> ClaimVerdict:
+    """Whether ``me`` may send ``body``'s next action.
+
+    ``holds_claims(holder)``: the holder's Lease exists and is fresh (a leaving member's claims
+    still hold while it drains).
+    """
+    holder = claim_holder(body)
+    if holder == me:
+        return Hold()
+    if not holder or not holds_claims(holder):
+        return TakeOver(holder)
+    return WaitForRelease(holder)
+
+
+def claim_status(holder: str) -> dict[str, Any]:
+    """The status fragment naming ``holder`` ("" releases the claim)."""
+    return {"claim": {"holder": holder}}
+
+
+def with_claim(manifest: Mapping[str, Any], holder: str) -> dict[str, Any]:
+    """A child's manifest naming ``holder`` as the holder of its first claim."""
+    metadata = dict(manifest["metadata"])
+    metadata["annotations"] = {**(metadata.get("annotations") or {}), CLAIMED_BY_ANNOTATION: holder}
+    return {**manifest, "metadata": metadata}

@@ -7,6 +7,7 @@ of silently overwriting a newer status.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -42,6 +43,11 @@ def core_path(plural: str, namespace: str, name: str | None = None, sub: str | N
     if sub is not None:
         path += f"/{sub}"
     return path
+
+
+def _lease_path(namespace: str, name: str | None = None) -> str:
+    path = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases"
+    return path if name is None else f"{path}/{name}"
 
 
 class KubeApi:
@@ -152,6 +158,27 @@ class KubeApi:
 
     async def create_event(self, namespace: str, event: Mapping[str, Any]) -> Body:
         return await self.client.post(core_path("events", namespace), event)
+
+    # -- Leases of an operator ring ----------------------------------------------------------
+
+    async def get_lease(self, namespace: str, name: str) -> Body:
+        return await self.client.get(_lease_path(namespace, name))
+
+    async def create_lease(self, namespace: str, body: Mapping[str, Any]) -> Body:
+        return await self.client.post(_lease_path(namespace), body)
+
+    async def replace_lease(self, namespace: str, body: Mapping[str, Any]) -> Body:
+        """PUT ``body`` (it carries the resourceVersion it replaces: 409 if another wrote)."""
+        path = _lease_path(namespace, body["metadata"]["name"])
+        return await self.client.request("PUT", path, body=body)
+
+    async def list_leases(self, namespace: str, selector: str) -> list[Body]:
+        items, _version = await self.client.list_all(_lease_path(namespace), labelSelector=selector)
+        return items
+
+    async def delete_lease(self, namespace: str, name: str) -> None:
+        with contextlib.suppress(NotFoundError):
+            await self.client.delete(_lease_path(namespace, name))
 
     async def version(self) -> Body:
         return await self.client.get("/version")

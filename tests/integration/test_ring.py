@@ -1,0 +1,149 @@
+"""An operator ring on the real control plane: shares, no repeats, kill -9, join, graceful leave.
+
+Every Search of a wave has its own demo-site keys, so the site's counters say exactly how many
+times each provider's request was sent.
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import time
+import urllib.request
+from collections.abc import Callable
+
+from kubernetes import client
+
+from tests.support.demo import DemoSite
+from tests.support.processes import OperatorProcess
+from tests.support.searches import Searches
+from tests.support.waiting import eventually
+
+LOOPBACK = "--allow-cidr=127.0.0.0/8"
+PROVIDERS = ("a", "b")
+
+
+def member(
+    start_operator: Callable[..., OperatorProcess], namespace: str, identity: str
+) -> OperatorProcess:
+    return start_operator(
+        namespace, LOOPBACK, "--ring=test", f"--identity={identity}", "--drain-seconds=10"
+    )
+
+
+def wave(searches: Searches, site: DemoSite, tag: str, count: int, delay: float) -> list[str]:
+    return [
+        searches.create(
+            {
+                "query": f"{tag}-{n}",
+                "providers": [
+                    {"name": p, "url": site.url(f"{tag}-{n}-{p}", delay=delay)} for p in PROVIDERS
+                ],
+            }
+        )
+        for n in range(count)
+    ]
+
+
+def sends(site: DemoSite, tag: str, count: int) -> list[int]:
+    hits = site.stats()["hits"]
+    return [int(hits.get(f"{tag}-{n}-{p}", 0)) for n in range(count) for p in PROVIDERS]
+
+
+def wait_all(searches: Searches, names: list[str], timeout: float) -> None:
+    for name in names:
+        body = searches.wait(name, timeout=timeout)
+        assert body["status"]["phase"] == "Completed", body["status"]
+
+
+def exchanges(process: OperatorProcess) -> float:
+    url = f"http://127.0.0.1:{process.health_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    return sum(
+        float(m.group(1))
+        for m in re.finditer(r"^durable_search_http_exchanges_total\{[^}]*\} (\S+)$", text, re.M)
+    )
+
+
+def leases(api_client: client.ApiClient, namespace: str) -> set[str]:
+    listed = client.CoordinationV1Api(api_client).list_namespaced_lease(
+        namespace, label_selector="durablesearch.dev/ring=test"
+    )
+    return {lease.metadata.name for lease in listed.items}
+
+
+def test_two_members_share_the_work_and_send_each_request_once(
+    api_client: client.ApiClient,
+    isolated_namespace: str,
+    demo_site: DemoSite,
+    start_operator: Callable[..., OperatorProcess],
+) -> None:
+    searches = Searches(api_client, isolated_namespace)
+    first = member(start_operator, isolated_namespace, "m1")
+    second = member(start_operator, isolated_namespace, "m2")
+    assert leases(api_client, isolated_namespace) == {"test-m1", "test-m2"}
+    time.sleep(2)  # both have seen each other's Lease
+    names = wave(searches, demo_site, "share", 24, 0.05)
+    wait_all(searches, names, 60)
+    assert sends(demo_site, "share", 24) == [1] * 48, "every request sent exactly once"
+    done = exchanges(first), exchanges(second)
+    assert sum(done) == 48
+    assert min(done) >= 48 * 0.25, f"both members took a fair share: {done}"
+
+
+def test_kill_9_of_a_member_mid_wave_completes_every_search_with_at_most_one_repeat(
+    api_client: client.ApiClient,
+    isolated_namespace: str,
+    demo_site: DemoSite,
+    start_operator: Callable[..., OperatorProcess],
+) -> None:
+    searches = Searches(api_client, isolated_namespace)
+    doomed = member(start_operator, isolated_namespace, "k1")
+    member(start_operator, isolated_namespace, "k2")
+    time.sleep(2)
+    names = wave(searches, demo_site, "kill", 12, 2.0)
+    eventually(lambda: sum(sends(demo_site, "kill", 12)) >= 12, message="the wave is in flight")
+    doomed.kill()
+    wait_all(searches, names, 90)
+    counts = sends(demo_site, "kill", 12)
+    assert min(counts) >= 1 and max(counts) <= 2, f"resent at most once each: {counts}"
+
+
+def test_a_member_that_joins_takes_its_share_without_repeats(
+    api_client: client.ApiClient,
+    isolated_namespace: str,
+    demo_site: DemoSite,
+    start_operator: Callable[..., OperatorProcess],
+) -> None:
+    searches = Searches(api_client, isolated_namespace)
+    member(start_operator, isolated_namespace, "j1")
+    first_wave = wave(searches, demo_site, "join1", 8, 8.0)
+    eventually(lambda: sum(sends(demo_site, "join1", 8)) >= 8, message="the first wave is sent")
+    joined = member(start_operator, isolated_namespace, "j2")
+    time.sleep(2)
+    second_wave = wave(searches, demo_site, "join2", 16, 0.05)
+    wait_all(searches, first_wave + second_wave, 90)
+    assert sends(demo_site, "join1", 8) == [1] * 16, "what was in flight was not resent"
+    assert sends(demo_site, "join2", 16) == [1] * 32
+    assert exchanges(joined) >= 32 * 0.25, "the newcomer took its share of the new work"
+
+
+def test_a_graceful_leave_hands_the_work_over_without_repeats(
+    api_client: client.ApiClient,
+    isolated_namespace: str,
+    demo_site: DemoSite,
+    start_operator: Callable[..., OperatorProcess],
+) -> None:
+    searches = Searches(api_client, isolated_namespace)
+    leaving = member(start_operator, isolated_namespace, "g1")
+    member(start_operator, isolated_namespace, "g2")
+    time.sleep(2)
+    names = wave(searches, demo_site, "leave", 12, 6.0)
+    eventually(lambda: sum(sends(demo_site, "leave", 12)) >= 12, message="the wave is in flight")
+    assert leaving.process is not None
+    leaving.process.send_signal(signal.SIGTERM)
+    leaving.process.wait(20)
+    assert "test-g1" not in leases(api_client, isolated_namespace), "the Lease is deleted"
+    wait_all(searches, names, 60)
+    assert sends(demo_site, "leave", 12) == [1] * 24, "nothing in flight was sent twice"
