@@ -20,6 +20,7 @@ from durable_search.controller.credentials import Credentials
 from durable_search.controller.events import EventRecorder
 from durable_search.controller.handlers import registry_for, settings_for
 from durable_search.controller.health import start_health_server
+from durable_search.controller.pacing import Pacing
 from durable_search.controller.runtime import Runtime
 from durable_search.controller.searches import SearchContext
 from durable_search.controller.store import ObjectStore
@@ -76,6 +77,7 @@ async def run_operator(
             credentials=credentials,
             clock=now,
             watcher=watcher,
+            pacing=Pacing(api),
         ),
         SearchContext(
             api=api,
