@@ -1,14 +1,16 @@
-"""Request headers resolved at send time: literal values, Secret values, and bearer tokens.
+"""What a request needs resolved at send time: headers (literal values, Secret values, bearer
+tokens), its body (literal, base64, or ``bodyFrom`` a Secret or ConfigMap key) and its TLS
+material (a CA bundle from a ConfigMap, a client certificate from a kubernetes.io/tls Secret).
 
 Secret values and tokens live only in memory for the exchange that uses them. They are marked
 ``secret``, so the executor sends them to the original request's origin only and redacts them
 from whatever the site answers, and they never reach status, Events or logs: errors name the
 Secret, key or token source, never a value.
 
-The operator reads Secrets and mints tokens with its own rights, so it does so only while the
-admission policies that check the author's rights are installed (``controller.admission``),
-never for an API-server audience, and a plain-http token endpoint only where the allow-list
-opens it.
+The operator reads Secrets and ConfigMaps and mints tokens with its own rights, so it does so
+only while the admission policies that check the author's rights are installed
+(``controller.admission``), never for an API-server audience, and a plain-http token endpoint
+only where the allow-list opens it.
 
 Token sources (``spec.request.auth``) are the Kubernetes analogue of the sample's managed
 identity: a TokenRequest for a ServiceAccount, or an OAuth 2.0 client-credentials grant. Tokens
