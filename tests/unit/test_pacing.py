@@ -105,3 +105,49 @@ def test_the_tables_stay_bounded() -> None:
 def test_a_ring_members_share_is_the_rate_divided_by_the_live_members() -> None:
     assert share(6, 3) == 2
     assert share(6, 0) == 6
+
+
+class FakeProviders:
+    def __init__(self, specs: dict[str, dict[str, object]]) -> None:
+        self.specs = specs
+        self.reads = 0
+
+    async def get_provider(self, namespace: str, name: str) -> dict[str, object] | None:
+        self.reads += 1
+        spec = self.specs.get(name)
+        return {"spec": spec} if spec is not None else None
+
+
+async def test_the_operator_paces_children_of_a_rate_limited_provider_and_reads_it_rarely() -> None:
+    from durable_search.api.constants import ANNOTATION_SEARCH_PROVIDER
+    from durable_search.controller.pacing import LIMIT_TTL_SECONDS, Pacing
+
+    now = [100.0]
+    api = FakeProviders({"metered": {"url": "u", "rateLimit": {"requestsPerSecond": 4}}})
+    pacing = Pacing(api, clock=lambda: now[0])  # type: ignore[arg-type]
+    child = {"annotations": {ANNOTATION_SEARCH_PROVIDER: "metered"}}
+    waits = [await pacing.delay("ns", child, "http://a:80", 30, 60) for _ in range(4)]
+    assert waits == [0, 0.25, 0.5, 0.75]
+    assert api.reads == 1  # cached
+    # Not one of its children, or a provider without a limit: no wait.
+    assert await pacing.delay("ns", {}, "http://a:80", 30, 60) == 0
+    # A wait past the deadline takes no token.
+    assert await pacing.delay("ns", child, "http://a:80", 30, 0.5) is None
+    now[0] += LIMIT_TTL_SECONDS + 1
+    api.specs["metered"] = {"url": "u"}  # the limit removed: read again, no wait
+    assert await pacing.delay("ns", child, "http://a:80", 30, 60) == 0
+    assert api.reads == 2
+
+
+async def test_a_429_with_retry_after_holds_the_origin_for_the_namespace() -> None:
+    from durable_search.controller.pacing import Pacing
+
+    now = [0.0]
+    pacing = Pacing(FakeProviders({}), clock=lambda: now[0])  # type: ignore[arg-type]
+    pacing.answered("ns", "http://a:80", 429, 5.0, max_interval=30)
+    assert await pacing.delay("ns", {}, "http://a:80", 30, 60) == 5.0
+    assert await pacing.delay("ns", {}, "http://a:80", 2, 60) == 2.0  # its own maxInterval
+    assert await pacing.delay("other", {}, "http://a:80", 30, 60) == 0
+    assert await pacing.delay("ns", {}, "http://b:80", 30, 60) == 0
+    # A hold past the deadline: no send before it.
+    assert await pacing.delay("ns", {}, "http://a:80", 30, 1) is None
