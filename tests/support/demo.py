@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import threading
 import urllib.request
 from collections.abc import Callable
@@ -23,8 +24,10 @@ class DemoSite:
         host: str = "127.0.0.1",
         port: int = 0,
         app: Callable[[], web.Application] = create_app,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.host = host
+        self._ssl = ssl_context
         self._app = app
         self._requested_port = port
         self.port = 0
@@ -40,7 +43,7 @@ class DemoSite:
     async def _start(self) -> None:
         self._runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=0.1)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self._requested_port)
+        site = web.TCPSite(self._runner, self.host, self._requested_port, ssl_context=self._ssl)
         await site.start()
         self.port = self._runner.addresses[0][1]
 
@@ -50,6 +53,12 @@ class DemoSite:
         asyncio.run_coroutine_threadsafe(self._cancel_leftovers(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(5)
+
+    @property
+    def application(self) -> web.Application:
+        """The running app (for sites whose state a test reads in-process, e.g. over TLS)."""
+        assert self._runner is not None
+        return self._runner.app
 
     async def _cancel_leftovers(self) -> None:
         """Handlers still sleeping (a provider that never answers) end with the site."""
@@ -61,7 +70,7 @@ class DemoSite:
 
     @property
     def base(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self._ssl else 'http'}://{self.host}:{self.port}"
 
     def url(self, key: str, **switches: Any) -> str:
         """A provider URL template for this site, with ``{query}`` and the given switches."""

@@ -72,3 +72,102 @@ def test_audiences_are_read_from_a_tokens_aud_claim() -> None:
     token = "e30.eyJhdWQiOlsiaHR0cHM6Ly9rdWJlcm5ldGVzLmRlZmF1bHQuc3ZjIl19.sig"
     assert token_audiences(token) == {"https://kubernetes.default.svc"}
     assert token_audiences("not a token") == frozenset()
+
+
+class FakeObjects:
+    """Secrets and ConfigMaps by name, as the API answers them (``data`` base64 for Secrets)."""
+
+    def __init__(self, secrets: dict[str, dict[str, object]], maps: dict[str, object]) -> None:
+        self.secrets = secrets
+        self.maps = maps
+
+    async def read_secret(self, namespace: str, name: str) -> dict[str, object]:
+        from durable_search.errors import NotFoundError
+
+        if name not in self.secrets:
+            raise NotFoundError("secrets not found")
+        return self.secrets[name]
+
+    async def read_config_map(self, namespace: str, name: str) -> dict[str, object]:
+        from durable_search.errors import NotFoundError
+
+        if name not in self.maps:
+            raise NotFoundError("configmaps not found")
+        return self.maps[name]  # type: ignore[return-value]
+
+
+def b64(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode()
+
+
+PAIR = {"tls.crt": b64(b"C"), "tls.key": b64(b"K")}
+
+
+async def resolving(installed: bool = True) -> Credentials:
+    guard = AdmissionGuard(None)
+    guard.installed = installed
+    objects = FakeObjects(
+        {
+            "payload": {"data": {"body": b64(b"\x00binary\xff")}},
+            "pair": {"type": "kubernetes.io/tls", "data": PAIR},
+            "opaque": {"type": "Opaque", "data": PAIR},
+        },
+        {"cm": {"data": {"text": "café"}, "binaryData": {"bin": b64(b"\x01\x02")}}},
+    )
+    return Credentials(objects, FakeHttp(), ClientSettings(), guard)  # type: ignore[arg-type]
+
+
+async def test_bodies_come_from_secrets_and_configmaps_as_stored_and_are_marked() -> None:
+    from durable_search.errors import InvalidRequestError
+
+    creds = await resolving()
+
+    def body_from(**source: object) -> RequestSpec:
+        return request(bodyFrom=source)
+
+    assert await creds.body("ns", body_from(secretKeyRef={"name": "payload", "key": "body"})) == (
+        b"\x00binary\xff",
+        True,
+    )
+    text = body_from(configMapKeyRef={"name": "cm", "key": "text"})
+    assert await creds.body("ns", text) == ("café".encode(), True)
+    binary = body_from(configMapKeyRef={"name": "cm", "key": "bin"})
+    assert await creds.body("ns", binary) == (b"\x01\x02", True)
+    assert await creds.body("ns", request(body="plain")) == (b"plain", False)
+    for spec, message in (
+        (body_from(configMapKeyRef={"name": "cm", "key": "nope"}), 'has no key "nope"'),
+        (body_from(configMapKeyRef={"name": "gone", "key": "k"}), 'cannot read ConfigMap "gone"'),
+        (request(body="%%", bodyEncoding="base64"), "not valid base64"),
+    ):
+        with pytest.raises(InvalidRequestError, match=message):
+            await creds.body("ns", spec)
+    with pytest.raises(BlockedError, match="admission policies not installed"):
+        await (await resolving(installed=False)).body("ns", text)
+
+
+async def test_tls_material_is_read_from_a_tls_secret_and_a_configmap() -> None:
+    from durable_search.api.models import TlsSpec
+    from durable_search.errors import InvalidRequestError
+
+    creds = await resolving()
+    spec = TlsSpec.parse(
+        {
+            "caBundleFrom": {"configMapKeyRef": {"name": "cm", "key": "text"}},
+            "clientCertificateFrom": {"secretName": "pair"},
+            "serverName": "api.internal",
+        }
+    )
+    assert spec is not None
+    with pytest.raises(InvalidRequestError, match="is not PEM text"):
+        await creds.tls("ns", spec)  # "café" is not ASCII
+    pair_only = TlsSpec(client_certificate_secret="pair", server_name="api.internal")
+    material = await creds.tls("ns", pair_only)
+    assert (material.cert_pem, material.key_pem, material.server_name) == (
+        b"C",
+        b"K",
+        "api.internal",
+    )
+    with pytest.raises(InvalidRequestError, match=r"not kubernetes\.io/tls"):
+        await creds.tls("ns", TlsSpec(client_certificate_secret="opaque"))

@@ -77,6 +77,9 @@ class FakeCredentials:
             raise self.error
         return []
 
+    async def body(self, namespace: str, request: RequestSpec) -> tuple[bytes | None, bool]:
+        return request.literal_body(), False
+
 
 def context(api: FakeApi, http: FakeHttp, credentials: FakeCredentials) -> TaskContext:
     store = ObjectStore()

@@ -19,6 +19,9 @@ LABEL_SEARCH_NAME = f"{GROUP}/search"
 LABEL_PROVIDER = f"{GROUP}/provider"
 LABEL_ROLE = f"{GROUP}/role"
 ROLE_FANOUT = "fanout"
+# On a child made from a SearchProvider object (not an inline provider): that provider's name,
+# so its spec.rateLimit paces the child (see controller.pacing).
+ANNOTATION_SEARCH_PROVIDER = f"{GROUP}/search-provider"
 ROLE_WATCHER = "watcher"
 
 NO_RESULTS_HTML = "<h1>No Results</h1>"

@@ -8,6 +8,8 @@ generator reads them from these classes.
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -128,6 +130,97 @@ class SecretKeyRef:
 
 
 @dataclass(frozen=True)
+class ConfigMapKeyRef:
+    name: str
+    key: str
+
+    @classmethod
+    def parse(cls, raw: Json) -> ConfigMapKeyRef:
+        return cls(name=str(raw["name"]), key=str(raw["key"]))
+
+
+BODY_ENCODINGS = ("text", "base64")
+
+
+@dataclass(frozen=True)
+class BodySource:
+    """``request.bodyFrom``: the body read from a Secret or a ConfigMap key at send time."""
+
+    secret: SecretKeyRef | None = None
+    config_map: ConfigMapKeyRef | None = None
+
+    @classmethod
+    def parse(cls, raw: Json | None) -> BodySource | None:
+        if not raw:
+            return None
+        secret, config_map = raw.get("secretKeyRef"), raw.get("configMapKeyRef")
+        return cls(
+            secret=SecretKeyRef.parse(secret) if secret else None,
+            config_map=ConfigMapKeyRef.parse(config_map) if config_map else None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        if self.secret is not None:
+            return {"secretKeyRef": {"name": self.secret.name, "key": self.secret.key}}
+        assert self.config_map is not None
+        return {"configMapKeyRef": {"name": self.config_map.name, "key": self.config_map.key}}
+
+
+@dataclass(frozen=True)
+class TlsSpec:
+    """``request.tls``: a CA bundle trusted instead of the system roots, a client certificate.
+
+    Everything here names where the material is; the PEM itself is read at send time.
+    """
+
+    ca_bundle: ConfigMapKeyRef | None = None
+    client_certificate_secret: str | None = None  # a kubernetes.io/tls Secret
+    server_name: str | None = None
+
+    @classmethod
+    def parse(cls, raw: Json | None) -> TlsSpec | None:
+        if not raw:
+            return None
+        ca = (raw.get("caBundleFrom") or {}).get("configMapKeyRef")
+        cert = (raw.get("clientCertificateFrom") or {}).get("secretName")
+        name = raw.get("serverName")
+        return cls(
+            ca_bundle=ConfigMapKeyRef.parse(ca) if ca else None,
+            client_certificate_secret=str(cert) if cert else None,
+            server_name=str(name) if name else None,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.ca_bundle is not None:
+            out["caBundleFrom"] = {
+                "configMapKeyRef": {"name": self.ca_bundle.name, "key": self.ca_bundle.key}
+            }
+        if self.client_certificate_secret is not None:
+            out["clientCertificateFrom"] = {"secretName": self.client_certificate_secret}
+        if self.server_name is not None:
+            out["serverName"] = self.server_name
+        return out
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A SearchProvider's ``rateLimit``: requests per second after a burst (token bucket)."""
+
+    requests_per_second: float
+    burst: int = 1
+
+    @classmethod
+    def parse(cls, raw: Json | None) -> RateLimit | None:
+        if not raw or raw.get("requestsPerSecond") is None:
+            return None
+        return cls(
+            requests_per_second=float(raw["requestsPerSecond"]),
+            burst=max(int(raw.get("burst", 1)), 1),
+        )
+
+
+@dataclass(frozen=True)
 class Header:
     """A request header: a literal ``value`` or one read from a Secret at send time."""
 
@@ -206,6 +299,9 @@ class RequestSpec:
     headers: tuple[Header, ...] = ()
     body: str | None = None
     auth: AuthSpec | None = None
+    body_from: BodySource | None = None
+    body_encoding: str = "text"  # or "base64": ``body`` holds bytes
+    tls: TlsSpec | None = None
 
     @classmethod
     def parse(cls, raw: Json) -> RequestSpec:
@@ -215,7 +311,24 @@ class RequestSpec:
             headers=tuple(Header.parse(h) for h in raw.get("headers", ())),
             body=raw.get("body"),
             auth=AuthSpec.parse(raw.get("auth")),
+            body_from=BodySource.parse(raw.get("bodyFrom")),
+            body_encoding=str(raw.get("bodyEncoding", "text")),
+            tls=TlsSpec.parse(raw.get("tls")),
         )
+
+    def literal_body(self) -> bytes | None:
+        """``body`` as the bytes to send; a ``ValueError`` naming the fault if it cannot be.
+
+        The CRD schema already refuses invalid base64; this guards objects it did not check.
+        """
+        if self.body is None:
+            return None
+        if self.body_encoding != "base64":
+            return self.body.encode()
+        try:
+            return base64.b64decode(self.body, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("request.body is not valid base64 (bodyEncoding: base64)") from None
 
 
 @dataclass(frozen=True)
@@ -276,14 +389,29 @@ class ProviderSpec:
     success_condition: str | None = None
     outputs: tuple[Output, ...] = ()
     async_: Json | None = None
+    body: str | None = None
+    body_encoding: str | None = None
+    body_from: BodySource | None = None
+    tls: TlsSpec | None = None
+    rate_limit: RateLimit | None = None  # SearchProviders only
+    # Resolved from a SearchProvider object (not inline): its children carry its name, so
+    # the provider's rate limit paces them.
+    from_object: bool = False
 
     @classmethod
-    def parse(cls, name: str, raw: Json) -> ProviderSpec:
+    def parse(cls, name: str, raw: Json, *, from_object: bool = False) -> ProviderSpec:
         timeout = raw.get("attemptTimeoutSeconds")
+        encoding = raw.get("bodyEncoding")
         return cls(
             success_condition=_optional_text(raw.get("successCondition")),
             outputs=Output.parse_all(raw.get("outputs")),
             async_=raw.get("async"),
+            body=raw.get("body"),
+            body_encoding=str(encoding) if encoding else None,
+            body_from=BodySource.parse(raw.get("bodyFrom")),
+            tls=TlsSpec.parse(raw.get("tls")),
+            rate_limit=RateLimit.parse(raw.get("rateLimit")) if from_object else None,
+            from_object=from_object,
             name=name,
             url=str(raw["url"]),
             method=str(raw.get("method", "GET")).upper(),

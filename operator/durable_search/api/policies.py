@@ -5,8 +5,9 @@ policies file) and a unit test fails when either drifts. Each kind lists its *Se
 (CEL lists of ``{'name', 'field'}``: the Secret's name and the field that names it) and its
 *token sources*; the rest is the same for every kind:
 
-- the distinct Secret names (at most ``MAX_DISTINCT_SECRETS``, each one an ``authorizer`` check of
-  ``get`` on that Secret by the requesting user): one validation per index, because a check
+- the distinct Secrets and ConfigMaps (at most ``MAX_DISTINCT_SECRETS`` together, each one an
+  ``authorizer`` check of ``get`` on that object by the requesting user): one validation per
+  index, because a check
   costs 350,000 of CEL's 1,000,000 per expression (the binding's budget is 10,000,000);
 - for ``auth.serviceAccountToken``: ``create`` on ``serviceaccounts/token`` for that
   ServiceAccount, and, for anyone but the operator users of the parameter, no token for the
@@ -15,7 +16,13 @@ policies file) and a unit test fails when either drifts. Each kind lists its *Se
 Kubernetes 1.33's CEL has no ``distinct``, ``flatten``, ``lists.range`` or ``slice``; it has
 ``indexOf`` and the two-variable ``transformList``, which find the distinct names, and a
 Search's inline providers (at most 16) are joined by unrolling. Adding a Secret source (e.g.
-``request.bodyFrom.secretKeyRef``) is one more entry in a kind's list.
+``request.bodyFrom.secretKeyRef``) is one more entry in a kind's list; each entry says which
+``resource`` it names (``secrets`` or ``configmaps``) and its ``kind`` for the message.
+
+ConfigMaps are checked too (``request.bodyFrom.configMapKeyRef``, ``request.tls.caBundleFrom``),
+though the contract asks only for Secrets: the operator reads them with its own rights, and a
+body read from a ConfigMap is sent to a URL the author chose, so a tenant who could not read a
+ConfigMap could otherwise have the operator send it to them (a confused deputy).
 
 Pure: builds documents; ``write_all`` is the only I/O.
 """
@@ -74,17 +81,49 @@ class Kind:
     token_sources: tuple[str, ...] = ()
 
 
+_SECRET = "'resource': 'secrets', 'kind': 'Secret'"
+_CONFIG_MAP = "'resource': 'configmaps', 'kind': 'ConfigMap'"
+
+
 def _header_refs(headers: str, field: str) -> str:
     """The Secret references of a headers list (``field`` is a CEL string expression)."""
     return (
         f"{headers}.filter(h, has(h.valueFrom)).map(h, "
-        f"{{'name': string(h.valueFrom.secretKeyRef.name), 'field': {field}}})"
+        f"{{'name': string(h.valueFrom.secretKeyRef.name), 'field': {field}, {_SECRET}}})"
     )
 
 
 def _secret_key_ref(parent: str, field: str) -> str:
-    """One ``{'name', 'field'}`` for the ``secretKeyRef`` under ``parent``."""
-    return f"{{'name': string({parent}.secretKeyRef.name), 'field': '{field}'}}"
+    """One ``{'name', 'field', ...}`` for the ``secretKeyRef`` under ``parent``."""
+    return f"{{'name': string({parent}.secretKeyRef.name), 'field': '{field}', {_SECRET}}}"
+
+
+def _request_refs(parent: str, field: str) -> str:
+    """The Secrets and ConfigMaps a request's ``bodyFrom`` and ``tls`` name (a CEL list).
+
+    ``parent`` is the object holding ``bodyFrom`` and ``tls`` (a request, or a provider);
+    ``field`` its path for messages, as a CEL string expression.
+    """
+    body = f"{parent}.bodyFrom"
+    tls = f"{parent}.tls"
+    return (
+        f"(has({body}) ? [has({body}.secretKeyRef)\n"
+        f"    ? {{'name': string({body}.secretKeyRef.name),"
+        f" 'field': {field} + '.bodyFrom.secretKeyRef', {_SECRET}}}\n"
+        f"    : {{'name': string({body}.configMapKeyRef.name),"
+        f" 'field': {field} + '.bodyFrom.configMapKeyRef', {_CONFIG_MAP}}}] : [])\n"
+        f"+ (has({tls}) && has({tls}.clientCertificateFrom)\n"
+        f"    ? [{{'name': string({tls}.clientCertificateFrom.secretName),"
+        f" 'field': {field} + '.tls.clientCertificateFrom', {_SECRET}}}] : [])\n"
+        f"+ (has({tls}) && has({tls}.caBundleFrom)\n"
+        f"    ? [{{'name': string({tls}.caBundleFrom.configMapKeyRef.name),"
+        f" 'field': {field} + '.tls.caBundleFrom', {_CONFIG_MAP}}}] : [])"
+    )
+
+
+def _names_a_source(parent: str) -> str:
+    """Whether the object holding ``bodyFrom``/``tls`` may name a Secret or ConfigMap."""
+    return f"has({parent}.bodyFrom) || has({parent}.tls)"
 
 
 _OAUTH2 = "variables.request.auth.oauth2ClientCredentials"
@@ -105,7 +144,8 @@ HTTPTASKS = Kind(
         (
             "names-a-credential",
             "has(object.spec.request.auth) || (has(object.spec.request.headers)"
-            " && object.spec.request.headers.exists(h, has(h.valueFrom)))",
+            " && object.spec.request.headers.exists(h, has(h.valueFrom)))"
+            " || " + _names_a_source("object.spec.request"),
         ),
     ),
     preamble=(("request", "object.spec.request"),),
@@ -125,6 +165,7 @@ HTTPTASKS = Kind(
             + _secret_key_ref(f"{_OAUTH2}.clientSecret", f"{_OAUTH2_FIELD}.clientSecret")
             + "]\n: []",
         ),
+        ("requestSources", _request_refs("variables.request", "'spec.request'")),
     ),
     token_sources=("spec.request.auth",),
 )
@@ -147,8 +188,8 @@ SEARCHES = Kind(
         ("has-inline-providers", "has(object.spec.providers)"),
         (
             "names-a-secret",
-            "object.spec.providers.exists(p, has(p.headers)"
-            " && p.headers.exists(h, has(h.valueFrom)))",
+            "object.spec.providers.exists(p, (has(p.headers)"
+            " && p.headers.exists(h, has(h.valueFrom))) || " + _names_a_source("p") + ")",
         ),
         (
             "providers-created-or-changed",
@@ -159,9 +200,11 @@ SEARCHES = Kind(
     preamble=(
         (
             "providerSecrets",
-            "object.spec.providers.map(p, has(p.headers)\n  ? "
+            "object.spec.providers.map(p, (has(p.headers)\n  ? "
             + _header_refs("p.headers", "'spec.providers[' + p.name + '].headers'")
-            + "\n  : [])",
+            + "\n  : [])\n+ "
+            + _request_refs("p", "'spec.providers[' + p.name + ']'")
+            + ")",
         ),
     ),
     secret_sources=(("headerSecrets", _joined_provider_secrets()),),
@@ -179,7 +222,8 @@ SEARCHPROVIDERS = Kind(
         ),
         (
             "names-a-secret",
-            "has(object.spec.headers) && object.spec.headers.exists(h, has(h.valueFrom))",
+            "(has(object.spec.headers) && object.spec.headers.exists(h, has(h.valueFrom)))"
+            " || " + _names_a_source("object.spec"),
         ),
     ),
     preamble=(),
@@ -190,6 +234,7 @@ SEARCHPROVIDERS = Kind(
             + _header_refs("object.spec.headers", "'spec.headers'")
             + " : []",
         ),
+        ("requestSources", _request_refs("object.spec", "'spec'")),
     ),
 )
 
@@ -209,14 +254,16 @@ def _common_variables(kind: Kind) -> list[tuple[str, str]]:
     return [
         ("secretRefs", refs),
         ("tooManyRefs", f"size(variables.secretRefs) > {MAX_SECRET_REFERENCES}"),
-        ("secretNames", "variables.secretRefs.map(r, r.name)"),
-        # The first reference of each distinct name, in order: indexOf finds the first.
+        # A ConfigMap and a Secret of one name are two objects: distinct by resource and name.
+        ("secretNames", "variables.secretRefs.map(r, r.resource + '/' + r.name)"),
+        # The first reference of each distinct object, in order: indexOf finds the first.
         (
             "secrets",
             "variables.tooManyRefs ? [] : variables.secretRefs.transformList(i, r,"
-            " variables.secretNames.indexOf(r.name) == i, r)",
+            " variables.secretNames.indexOf(r.resource + '/' + r.name) == i, r)",
         ),
         ("tooManySecrets", f"size(variables.secrets) > {MAX_DISTINCT_SECRETS}"),
+        ("namesConfigMaps", "variables.secrets.exists(r, r.resource == 'configmaps')"),
     ]
 
 
@@ -269,7 +316,8 @@ def _secret_validations() -> list[Document]:
             "Invalid",
             message=f"names more than {MAX_DISTINCT_SECRETS} distinct Secrets",
             message_expression=(
-                "'names ' + string(size(variables.secrets)) + ' distinct Secrets; at most "
+                "'names ' + string(size(variables.secrets)) + ' distinct Secrets'"
+                " + (variables.namesConfigMaps ? ' and ConfigMaps' : '') + '; at most "
                 f"{MAX_DISTINCT_SECRETS} are allowed'"
             ),
         ),
@@ -278,13 +326,15 @@ def _secret_validations() -> list[Document]:
         validations.append(
             _validation(
                 f"variables.tooManySecrets || size(variables.secrets) <= {i}\n"
-                "|| authorizer.group('').resource('secrets').namespace(request.namespace)"
-                f".name(variables.secrets[{i}].name).check('get').allowed()",
+                f"|| authorizer.group('').resource(variables.secrets[{i}].resource)"
+                f".namespace(request.namespace).name(variables.secrets[{i}].name)"
+                ".check('get').allowed()",
                 "Forbidden",
-                message="user may not get a Secret the object names",
+                message="user may not get a Secret (or ConfigMap) the object names",
                 message_expression=(
                     f"size(variables.secrets) > {i}"
-                    f" ? 'user may not get Secret \"' + variables.secrets[{i}].name"
+                    f" ? 'user may not get ' + variables.secrets[{i}].kind + ' \"'"
+                    f" + variables.secrets[{i}].name"
                     f" + '\" named by ' + variables.secrets[{i}].field : ''"
                 ),
             )

@@ -163,6 +163,119 @@ def headers_schema() -> Schema:
     return array("Request headers.", header, 32)
 
 
+def config_map_key_ref(description: str) -> Schema:
+    return obj(
+        description,
+        {
+            "name": string("Name of a ConfigMap in the object's namespace.", 253, minLength=1),
+            "key": string("Key within the ConfigMap's data or binaryData.", 253, minLength=1),
+        },
+        required=("name", "key"),
+    )
+
+
+# Standard base64 with padding, no line breaks: what ``base64.b64decode(validate=True)`` takes.
+BASE64 = r"^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+DNS_NAME = r"^[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*$"
+MAX_BODY_CHARS = 65536
+
+
+def body_properties() -> dict[str, Schema]:
+    """``body``, ``bodyEncoding``, ``bodyFrom``: a request's body, literal or read at send time."""
+    return {
+        "body": string(
+            "Request body: text, or base64 of the bytes to send with bodyEncoding: base64.",
+            MAX_BODY_CHARS,
+        ),
+        "bodyEncoding": string(
+            "How body is written: text (sent as UTF-8) or base64 (decoded, the bytes sent "
+            "as they are; standard alphabet, padded, no line breaks).",
+            8,
+            enum=list(models.BODY_ENCODINGS),
+            default="text",
+        ),
+        "bodyFrom": obj(
+            "Where to read the body from when the request is sent, instead of body: a Secret "
+            "key (its bytes as stored) or a ConfigMap key (data as UTF-8, or binaryData). "
+            "Never written to status, Events or logs; redacted from an answer that echoes it; "
+            "never sent across a redirect to another origin.",
+            {
+                "secretKeyRef": secret_key_ref("The Secret key holding the body."),
+                "configMapKeyRef": config_map_key_ref("The ConfigMap key holding the body."),
+            },
+            rules=(
+                (
+                    "has(self.secretKeyRef) != has(self.configMapKeyRef)",
+                    "give exactly one of secretKeyRef or configMapKeyRef",
+                ),
+            ),
+        ),
+    }
+
+
+def body_rules() -> tuple[tuple[str, str], ...]:
+    """The rules tying body, bodyEncoding and bodyFrom together (on the object holding them)."""
+    return (
+        ("!has(self.body) || !has(self.bodyFrom)", "give at most one of body or bodyFrom"),
+        (
+            "!has(self.bodyEncoding) || self.bodyEncoding != 'base64' || !has(self.bodyFrom)",
+            "bodyEncoding: base64 applies to body; bodyFrom is sent as stored",
+        ),
+        (
+            "!has(self.bodyEncoding) || self.bodyEncoding != 'base64' || !has(self.body) || "
+            f"self.body.matches({_cel_string(BASE64)})",
+            "body is not valid base64 (bodyEncoding: base64: the standard alphabet, padded, "
+            "no line breaks)",
+        ),
+    )
+
+
+def tls_schema() -> Schema:
+    return obj(
+        "TLS settings for https URLs (redirect hops and polls included).",
+        {
+            "caBundleFrom": obj(
+                "PEM certificates trusted instead of the system roots.",
+                {"configMapKeyRef": config_map_key_ref("The ConfigMap key holding the PEM.")},
+                required=("configMapKeyRef",),
+            ),
+            "clientCertificateFrom": obj(
+                "A client certificate for mutual TLS: a kubernetes.io/tls Secret (tls.crt, "
+                "tls.key), read when the request is sent.",
+                {
+                    "secretName": string(
+                        "Name of a kubernetes.io/tls Secret in the object's namespace.",
+                        253,
+                        minLength=1,
+                    )
+                },
+                required=("secretName",),
+            ),
+            "serverName": string(
+                "The name sent as SNI and verified in the server's certificate, instead of "
+                "the URL's host.",
+                253,
+                minLength=1,
+                pattern=DNS_NAME,
+            ),
+        },
+    )
+
+
+def rate_limit_schema() -> Schema:
+    return obj(
+        "A token bucket shared by every request made from this provider (all Searches and "
+        "their HttpTasks, retries and polls included): at most burst at once, then "
+        "requestsPerSecond. A wait for it is not an attempt, and the task's deadline still "
+        "applies.",
+        {
+            "requestsPerSecond": number("Sustained requests per second.", 0.001, 10000),
+            "burst": integer("Requests allowed at once.", 1, 10000, default=1),
+        },
+        required=("requestsPerSecond",),
+    )
+
+
 def retry_schema() -> Schema:
     d = models.RetryPolicy()
     return obj(
@@ -412,6 +525,8 @@ def provider_properties() -> dict[str, Schema]:
         "successCondition": success_condition_schema(),
         "outputs": outputs_schema(),
         "async": async_schema(),
+        **body_properties(),
+        "tls": tls_schema(),
     }
 
 
@@ -465,10 +580,12 @@ def httptask_spec() -> Schema:
             "method": method_schema(),
             "url": url_schema("The URL to call.", templated=False),
             "headers": headers_schema(),
-            "body": string("Request body (text).", 65536),
             "auth": auth,
+            **body_properties(),
+            "tls": tls_schema(),
         },
         required=("url",),
+        rules=body_rules(),
     )
     return obj(
         "A durable HTTP call: retries, 202 polling, deadlines, bounded bodies. The spec is "
@@ -582,6 +699,7 @@ def search_spec() -> Schema:
             **provider_properties(),
         },
         required=("name", "url"),
+        rules=body_rules(),
     )
     d = models.SearchSpec(query="")
     return obj(
@@ -671,8 +789,9 @@ def provider_spec() -> Schema:
     return obj(
         "A search site Searches can refer to; its fields are defaults for the HttpTasks "
         "made from it.",
-        provider_properties(),
+        {**provider_properties(), "rateLimit": rate_limit_schema()},
         required=("url",),
+        rules=body_rules(),
     )
 
 

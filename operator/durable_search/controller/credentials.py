@@ -1,14 +1,16 @@
-"""Request headers resolved at send time: literal values, Secret values, and bearer tokens.
+"""What a request needs resolved at send time: headers (literal values, Secret values, bearer
+tokens), its body (literal, base64, or ``bodyFrom`` a Secret or ConfigMap key) and its TLS
+material (a CA bundle from a ConfigMap, a client certificate from a kubernetes.io/tls Secret).
 
 Secret values and tokens live only in memory for the exchange that uses them. They are marked
 ``secret``, so the executor sends them to the original request's origin only and redacts them
 from whatever the site answers, and they never reach status, Events or logs: errors name the
 Secret, key or token source, never a value.
 
-The operator reads Secrets and mints tokens with its own rights, so it does so only while the
-admission policies that check the author's rights are installed (``controller.admission``),
-never for an API-server audience, and a plain-http token endpoint only where the allow-list
-opens it.
+The operator reads Secrets and ConfigMaps and mints tokens with its own rights, so it does so
+only while the admission policies that check the author's rights are installed
+(``controller.admission``), never for an API-server audience, and a plain-http token endpoint
+only where the allow-list opens it.
 
 Token sources (``spec.request.auth``) are the Kubernetes analogue of the sample's managed
 identity: a TokenRequest for a ServiceAccount, or an OAuth 2.0 client-credentials grant. Tokens
@@ -26,15 +28,18 @@ import math
 import re
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from dataclasses import dataclass
+from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
 from durable_search.api.models import (
+    ConfigMapKeyRef,
     OAuth2ClientCredentials,
     RequestSpec,
     SecretKeyRef,
     ServiceAccountTokenSource,
+    TlsSpec,
 )
 from durable_search.api.timestamps import parse_time
 from durable_search.controller.admission import AdmissionGuard
@@ -48,6 +53,7 @@ from durable_search.errors import (
 )
 from durable_search.http.client import ClientSettings, HttpClient, OutgoingRequest
 from durable_search.http.executor import RequestHeader
+from durable_search.http.tls import TlsMaterial
 from durable_search.kube.api import KubeApi
 from durable_search.kube.client import ApiError
 
@@ -61,6 +67,7 @@ MAX_CACHED_TOKENS = 1024
 _TOKEN_RESPONSE_LIMIT = 64 * 1024
 # What an HTTP header value may hold (RFC 9110 §5.5, visible ASCII and tab: httpx sends ASCII).
 _HEADER_VALUE = re.compile(r"[\t\x20-\x7e]*")
+TLS_SECRET_TYPE = "kubernetes.io/tls"
 
 
 @dataclass(frozen=True)
@@ -176,20 +183,94 @@ class Credentials:
         return headers
 
     async def secret_value(self, namespace: str, ref: SecretKeyRef) -> str:
-        self._guard.require()
         try:
-            secret = await self._api.read_secret(namespace, ref.name)
-        except KubeApiError as error:
-            raise _api_error(f'cannot read Secret "{ref.name}" in {namespace}', error) from None
-        data = secret.get("data") or {}
-        if ref.key not in data:
-            raise InvalidRequestError(f'Secret "{ref.name}" has no key "{ref.key}"')
-        try:
-            return base64.b64decode(data[ref.key], validate=True).decode("utf-8")
-        except (binascii.Error, UnicodeDecodeError):
+            return (await self.secret_bytes(namespace, ref)).decode("utf-8")
+        except UnicodeDecodeError:
             raise InvalidRequestError(
                 f'Secret "{ref.name}" key "{ref.key}" is not UTF-8 text'
             ) from None
+
+    async def secret_bytes(self, namespace: str, ref: SecretKeyRef) -> bytes:
+        data = (await self._secret(namespace, ref.name)).get("data") or {}
+        if ref.key not in data:
+            raise InvalidRequestError(f'Secret "{ref.name}" has no key "{ref.key}"')
+        return _decoded(data[ref.key], f'Secret "{ref.name}" key "{ref.key}"')
+
+    async def _secret(self, namespace: str, name: str) -> Mapping[str, Any]:
+        self._guard.require()
+        try:
+            return await self._api.read_secret(namespace, name)
+        except KubeApiError as error:
+            raise _api_error(f'cannot read Secret "{name}" in {namespace}', error) from None
+
+    async def config_map_bytes(self, namespace: str, ref: ConfigMapKeyRef) -> bytes:
+        """A ConfigMap key's value: ``data`` as UTF-8, or ``binaryData`` as stored.
+
+        Read only while the admission policies are installed: they check that the author may
+        get the ConfigMap (the operator reads it with its own rights).
+        """
+        self._guard.require()
+        try:
+            config_map = await self._api.read_config_map(namespace, ref.name)
+        except KubeApiError as error:
+            raise _api_error(f'cannot read ConfigMap "{ref.name}" in {namespace}', error) from None
+        where = f'ConfigMap "{ref.name}" key "{ref.key}"'
+        text = (config_map.get("data") or {}).get(ref.key)
+        if text is not None:
+            return str(text).encode("utf-8")
+        binary = (config_map.get("binaryData") or {}).get(ref.key)
+        if binary is not None:
+            return _decoded(binary, where)
+        raise InvalidRequestError(f'ConfigMap "{ref.name}" has no key "{ref.key}"')
+
+    async def body(self, namespace: str, request: RequestSpec) -> tuple[bytes | None, bool]:
+        """The body to send, and whether it came from ``bodyFrom`` (then it is redacted)."""
+        source = request.body_from
+        if source is None:
+            try:
+                return request.literal_body(), False
+            except ValueError as error:
+                raise InvalidRequestError(str(error)) from None
+        if source.secret is not None:
+            return await self.secret_bytes(namespace, source.secret), True
+        assert source.config_map is not None
+        return await self.config_map_bytes(namespace, source.config_map), True
+
+    async def tls(self, namespace: str, spec: TlsSpec) -> TlsMaterial:
+        """The PEM material ``spec`` names, read now (checked by ``http.tls.build_context``)."""
+        ca_pem = ca_source = None
+        if spec.ca_bundle is not None:
+            ref = spec.ca_bundle
+            ca_source = f'caBundleFrom ConfigMap "{ref.name}" key "{ref.key}"'
+            raw = await self.config_map_bytes(namespace, ref)
+            try:
+                ca_pem = raw.decode("ascii")
+            except UnicodeDecodeError:
+                raise InvalidRequestError(f"{ca_source} is not PEM text") from None
+        cert_pem = key_pem = None
+        cert_source = "the client certificate"
+        if spec.client_certificate_secret is not None:
+            name = spec.client_certificate_secret
+            cert_source = f'clientCertificateFrom Secret "{name}"'
+            secret = await self._secret(namespace, name)
+            if secret.get("type") != TLS_SECRET_TYPE:
+                raise InvalidRequestError(
+                    f"{cert_source} is of type {secret.get('type') or 'Opaque'!r}, "
+                    f"not {TLS_SECRET_TYPE}"
+                )
+            data = secret.get("data") or {}
+            if "tls.crt" not in data or "tls.key" not in data:
+                raise InvalidRequestError(f"{cert_source} lacks tls.crt or tls.key")
+            cert_pem = _decoded(data["tls.crt"], f"{cert_source} tls.crt")
+            key_pem = _decoded(data["tls.key"], f"{cert_source} tls.key")
+        return TlsMaterial(
+            ca_pem=ca_pem,
+            cert_pem=cert_pem,
+            key_pem=key_pem,
+            server_name=spec.server_name,
+            ca_source=ca_source or "the CA bundle",
+            cert_source=cert_source,
+        )
 
     async def _service_account_token(
         self, namespace: str, source: ServiceAccountTokenSource
@@ -288,6 +369,13 @@ class Credentials:
             source.scopes,
         )
         return await self.tokens.get(key, fetch)
+
+
+def _decoded(value: object, where: str) -> bytes:
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidRequestError(f"{where} is not valid base64 in the API's answer") from None
 
 
 def _header_value(value: str, ref: SecretKeyRef | None) -> str:

@@ -24,6 +24,7 @@ from durable_search.controller.events import EventRecorder
 from durable_search.controller.handlers import registry_for, settings_for
 from durable_search.controller.health import start_health_server
 from durable_search.controller.membership import Membership
+from durable_search.controller.pacing import Pacing
 from durable_search.controller.runtime import Runtime
 from durable_search.controller.searches import SearchContext
 from durable_search.controller.store import ObjectStore
@@ -93,6 +94,13 @@ async def run_operator(
             credentials=credentials,
             clock=now,
             watcher=watcher,
+            # In a ring each member paces its share of a provider's rate (approximate).
+            pacing=Pacing(
+                api,
+                members=(lambda: max(1, len(membership.shares.members)))
+                if membership is not None
+                else (lambda: 1),
+            ),
         ),
         SearchContext(
             api=api,

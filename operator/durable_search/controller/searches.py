@@ -126,14 +126,16 @@ async def _resolve(
         listed = await api.list_providers(namespace)
         for item in sorted(listed, key=_name_of):
             name = item["metadata"]["name"]
-            resolved[name] = ProviderSpec.parse(name, item["spec"])
+            resolved[name] = ProviderSpec.parse(name, item["spec"], from_object=True)
         return resolved
     wanted = names if names is not None else spec.provider_refs
     for name in wanted:
         if name in resolved:
             continue
         provider = await api.get_provider(namespace, name)
-        resolved[name] = ProviderSpec.parse(name, provider["spec"]) if provider else None
+        resolved[name] = (
+            ProviderSpec.parse(name, provider["spec"], from_object=True) if provider else None
+        )
     if names is not None:
         return {name: resolved.get(name) for name in names}
     return resolved

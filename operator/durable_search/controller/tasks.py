@@ -33,10 +33,12 @@ from durable_search.api.timestamps import parse_time
 from durable_search.controller.claims import RECHECK_SECONDS, Claims
 from durable_search.controller.credentials import Credentials
 from durable_search.controller.metrics import METRICS
+from durable_search.controller.pacing import Pacing
 from durable_search.controller.store import ObjectStore, key_of
 from durable_search.controller.watcher import WatcherPath
 from durable_search.engine import bounds, ring
 from durable_search.engine import httptask as engine
+from durable_search.engine.retry_after import parse_retry_after
 from durable_search.errors import ConflictError, ExchangeError, NotFoundError, RefusedError
 from durable_search.http.client import HttpClient
 from durable_search.http.executor import (
@@ -63,6 +65,8 @@ class TaskContext:
     credentials: Credentials
     clock: Callable[[], dt.datetime]
     watcher: WatcherPath | None = None
+    # Providers' rate limits and origins' Retry-After holds (None: no pacing, unit tests).
+    pacing: Pacing | None = None
     # Called with every status this worker wrote, as the watch would deliver it: the parent's
     # fan-in then wakes on the write's answer, not on the watch event that follows it.
     recorded: Callable[[Body], Awaitable[None]] | None = None
@@ -77,6 +81,8 @@ def is_live(body: Mapping[str, Any] | None) -> bool:
 async def run_task(ctx: TaskContext, key: Key) -> None:
     """Drive one HttpTask until it finishes, is deleted, or the operator stops."""
     parsed: tuple[object, HttpTaskSpec] | None = None
+    # The action paced last and when (pacing clock) it may go: reserved once per action.
+    paced: tuple[tuple[engine.ActionKind, int], float] | None = None
     while True:
         body = ctx.store.get(key)
         if not is_live(body) or "spec" not in (body or {}):
@@ -101,12 +107,32 @@ async def run_task(ctx: TaskContext, key: Key) -> None:
             await ctx.store.changed(key, (decision.until - now).total_seconds())
         elif isinstance(decision, engine.Finish):
             await _write(ctx, body, decision.status)
-        elif ctx.claims is None:
-            await _send_and_record(ctx, key, body, spec, created, decision)
         else:
-            held = await _hold(ctx, ctx.claims, key, body)
-            if held is not None:
-                await _send_and_record(ctx, key, held, spec, created, decision)
+            if ctx.claims is not None:
+                held = await _hold(ctx, ctx.claims, key, body)
+                if held is None:
+                    continue  # another member holds it: waited, look again
+                body = held
+            left = (engine.deadline_of(spec, created) - now).total_seconds()
+            action = (decision.kind, decision.number)
+            if ctx.pacing is not None and (paced is None or paced[0] != action):
+                wait = await ctx.pacing.delay(
+                    key[0],
+                    body["metadata"],
+                    origin_of(decision.url),
+                    spec.retry.max_interval_seconds,
+                    left,
+                )
+                # No slot before the deadline: wait for it (the next decision ends TimedOut).
+                paced = (action, ctx.pacing.clock() + (left if wait is None else wait))
+            if ctx.pacing is not None and paced is not None:
+                pause = paced[1] - ctx.pacing.clock()
+                if pause > 0:
+                    # Neither an attempt nor a write; a terminate or delete still wakes us.
+                    await ctx.store.changed(key, max(min(pause, left), 0.001))
+                    continue
+            paced = None
+            await _send_and_record(ctx, key, body, spec, created, decision)
 
 
 async def _hold(ctx: TaskContext, claims: Claims, key: Key, body: Body) -> Body | None:
@@ -153,6 +179,15 @@ async def _send_and_record(
     if exchange is None:
         return  # terminated or deleted mid-flight: the next decision handles it
     METRICS.exchanges.labels(kind=sent.kind.value, result=_result_label(exchange)).inc()
+    answer = exchange.result
+    if ctx.pacing is not None and isinstance(answer, engine.HttpAnswer):
+        ctx.pacing.answered(
+            key[0],
+            origin_of(exchange.url),
+            answer.status_code,
+            parse_retry_after(answer.retry_after, ctx.clock()),
+            spec.retry.max_interval_seconds,
+        )
     status = body.get("status") or {}
     while True:
         budget = bounds.status_budget({k: v for k, v in body.items() if k != "status"})
@@ -249,6 +284,8 @@ async def _prepare(
     request = spec.request
     headers = await ctx.credentials.headers(key[0], request)
     is_poll = sent.kind is engine.ActionKind.POLL
+    payload, from_source = (None, False) if is_poll else await ctx.credentials.body(key[0], request)
+    tls = await ctx.credentials.tls(key[0], request.tls) if request.tls is not None else None
     open_path = await _on_watcher_path(ctx, key, body, sent.url)
     if open_path:
         assert ctx.watcher is not None
@@ -259,9 +296,11 @@ async def _prepare(
         method="GET" if is_poll else request.method,
         url=sent.url,
         headers=headers,
-        body=None if is_poll or request.body is None else request.body.encode(),
+        body=payload,
         origin=origin_of(request.url),
         open_path=open_path,
+        body_secret=from_source,
+        tls=tls,
     )
 
 

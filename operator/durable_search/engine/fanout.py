@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from durable_search.api.constants import (
+    ANNOTATION_SEARCH_PROVIDER,
     API_VERSION,
     HTTPTASK_KIND,
     LABEL_PROVIDER,
@@ -124,15 +125,19 @@ def child_manifest(
     if provider.response:
         task_spec["response"] = dict(provider.response)
     task_spec.update(_expression_fields(provider))
+    _request_capabilities(task_spec["request"], provider)
+    metadata: dict[str, Any] = {
+        "name": child_name(search.name, provider.name, search.uid),
+        "namespace": search.namespace,
+        "labels": child_labels(search, provider.name),
+        "ownerReferences": [owner_reference(search, controller=True)],
+    }
+    if provider.from_object:
+        metadata["annotations"] = {ANNOTATION_SEARCH_PROVIDER: provider.name}
     return {
         "apiVersion": API_VERSION,
         "kind": HTTPTASK_KIND,
-        "metadata": {
-            "name": child_name(search.name, provider.name, search.uid),
-            "namespace": search.namespace,
-            "labels": child_labels(search, provider.name),
-            "ownerReferences": [owner_reference(search, controller=True)],
-        },
+        "metadata": metadata,
         "spec": task_spec,
     }
 
@@ -147,6 +152,18 @@ def _expression_fields(provider: ProviderSpec) -> dict[str, Any]:
     if provider.async_:
         fields["async"] = dict(provider.async_)
     return fields
+
+
+def _request_capabilities(request: dict[str, Any], provider: ProviderSpec) -> None:
+    """The provider's body, body source and TLS settings, copied into the child's request."""
+    if provider.body is not None:
+        request["body"] = provider.body
+    if provider.body_encoding is not None:
+        request["bodyEncoding"] = provider.body_encoding
+    if provider.body_from is not None:
+        request["bodyFrom"] = provider.body_from.to_json()
+    if provider.tls is not None:
+        request["tls"] = provider.tls.to_json()
 
 
 def _tightest(*values: float | None) -> float | None:

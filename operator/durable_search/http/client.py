@@ -22,7 +22,9 @@ import asyncio
 import http.cookiejar
 import ipaddress
 import socket
+import ssl
 import urllib.request
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -40,9 +42,12 @@ from durable_search.errors import (
 )
 from durable_search.http.addresses import AddressPolicy
 from durable_search.http.decoding import ACCEPT_ENCODING, BoundedBody, content_codings
+from durable_search.http.tls import TlsMaterial, build_context
 
 USER_AGENT = "durable-search/0.1 (+https://durablesearch.dev)"
 _READ_CHUNK = 64 * 1024
+# Connection pools kept for tasks' own TLS settings (one per distinct material and guard).
+MAX_TLS_CLIENTS = 64
 
 
 class _BlockedAddressError(ConnectionRefusedError):
@@ -56,6 +61,7 @@ class OutgoingRequest:
     headers: Sequence[tuple[str, str]]
     body: bytes | None = None
     open_path: bool = False  # the watcher's trusted path: skip the guard for this one request
+    tls: TlsMaterial | None = None  # a task's own CA, client certificate or server name
 
 
 @dataclass(frozen=True)
@@ -110,21 +116,40 @@ class _NoCookies(http.cookiejar.DefaultCookiePolicy):
         return False
 
 
+@dataclass
+class _TlsClient:
+    """A pool for one TLS material; closed once evicted and no request uses it any more."""
+
+    client: httpx.AsyncClient
+    users: int = 0
+    evicted: bool = False
+
+
 class SharedHttpClient:
-    """httpx over aiohttp with the SSRF guard; one instance per operator process."""
+    """httpx over aiohttp with the SSRF guard; one instance per operator process.
+
+    Requests with their own TLS settings (``OutgoingRequest.tls``) go through a pool of their
+    own, built once per distinct material (at most :data:`MAX_TLS_CLIENTS`, least recently used
+    closed first), with the same guard and limits.
+    """
 
     def __init__(self, settings: ClientSettings = ClientSettings()) -> None:
         self.settings = settings
         self._guarded = self._make_client(guarded=True)
         needs_open = settings.allow_hosts or settings.open_path_enabled
         self._open = self._make_client(guarded=False) if needs_open else None
+        self._tls_clients: OrderedDict[tuple[str, bool], _TlsClient] = OrderedDict()
+        self._closing: set[asyncio.Task[None]] = set()
 
-    def _make_client(self, *, guarded: bool) -> httpx.AsyncClient:
+    def _make_client(
+        self, *, guarded: bool, ssl_context: ssl.SSLContext | None = None
+    ) -> httpx.AsyncClient:
         connector = aiohttp.TCPConnector(
             limit=self.settings.max_connections,
             limit_per_host=self.settings.max_connections_per_host,
             socket_factory=self._guarded_socket if guarded else None,
             ttl_dns_cache=30,
+            ssl=ssl_context if ssl_context is not None else True,
         )
         session = aiohttp.ClientSession(
             connector=connector,
@@ -149,23 +174,66 @@ class SharedHttpClient:
             raise _BlockedAddressError(f"blocked: {refusal}")
         return socket.socket(family, kind, proto)
 
+    def _is_open(self, request: OutgoingRequest) -> bool:
+        if self._open is None:
+            return False
+        host = (urlsplit(request.url).hostname or "").lower()
+        return request.open_path or host in self.settings.allow_hosts
+
     def _client_for(self, request: OutgoingRequest) -> httpx.AsyncClient:
-        if self._open is not None:
-            host = (urlsplit(request.url).hostname or "").lower()
-            if request.open_path or host in self.settings.allow_hosts:
-                return self._open
-        return self._guarded
+        return self._open if self._is_open(request) and self._open else self._guarded
+
+    def _tls_client_for(self, request: OutgoingRequest, material: TlsMaterial) -> _TlsClient:
+        key = (material.fingerprint, self._is_open(request))
+        entry = self._tls_clients.get(key)
+        if entry is None:
+            context = build_context(material)  # InvalidRequestError when it is broken
+            entry = _TlsClient(self._make_client(guarded=not key[1], ssl_context=context))
+            self._tls_clients[key] = entry
+            while len(self._tls_clients) > MAX_TLS_CLIENTS:
+                _, old = self._tls_clients.popitem(last=False)
+                old.evicted = True
+                self._close_if_unused(old)
+        self._tls_clients.move_to_end(key)
+        return entry
+
+    def _close_if_unused(self, entry: _TlsClient) -> None:
+        if entry.evicted and entry.users == 0:
+            task = asyncio.get_running_loop().create_task(entry.client.aclose())
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
 
     async def send(
         self, request: OutgoingRequest, *, timeout: float, max_body_bytes: int
     ) -> IncomingResponse:
+        if request.tls is None:
+            return await self._send(self._client_for(request), request, timeout, max_body_bytes)
+        entry = self._tls_client_for(request, request.tls)
+        entry.users += 1
+        try:
+            return await self._send(entry.client, request, timeout, max_body_bytes)
+        finally:
+            entry.users -= 1
+            self._close_if_unused(entry)
+
+    async def _send(
+        self,
+        client: httpx.AsyncClient,
+        request: OutgoingRequest,
+        timeout: float,
+        max_body_bytes: int,
+    ) -> IncomingResponse:
         scheme = urlsplit(request.url).scheme.lower()
         if scheme not in ("http", "https"):
             raise BlockedError(f"blocked: only http and https URLs are fetched, not {scheme!r}")
-        client = self._client_for(request)
+        server_name = request.tls.server_name if request.tls else None
         try:
             outgoing = client.build_request(
-                request.method, request.url, headers=list(request.headers), content=request.body
+                request.method,
+                request.url,
+                headers=list(request.headers),
+                content=request.body,
+                extensions={"sni_hostname": server_name} if server_name else None,
             )
         except (httpx.InvalidURL, ValueError, TypeError) as error:
             raise InvalidRequestError(f"the request cannot be sent: {_describe(error)}") from None
@@ -201,6 +269,11 @@ class SharedHttpClient:
         await self._guarded.aclose()
         if self._open is not None:
             await self._open.aclose()
+        for entry in self._tls_clients.values():
+            await entry.client.aclose()
+        self._tls_clients.clear()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
 
 
 async def _read_bounded(response: httpx.Response, limit: int) -> BoundedBody:
@@ -217,6 +290,8 @@ def _exchange_error(error: BaseException) -> TransportError | BlockedError | Inv
         blocked = getattr(cause, "os_error", cause)  # aiohttp wraps the socket's error
         if isinstance(blocked, _BlockedAddressError):
             return BlockedError(str(blocked))
+        if isinstance(blocked, ssl.SSLError):
+            return TransportError(f"TLS handshake failed: {_describe(blocked)}")
         if isinstance(cause, aiohttp.InvalidURL | httpx.InvalidURL | httpx.UnsupportedProtocol):
             return InvalidRequestError(f"the request cannot be sent: {_describe(cause)}")
     return TransportError(_describe(error))

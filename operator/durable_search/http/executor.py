@@ -12,6 +12,7 @@ included, shares one timeout.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import time
@@ -37,6 +38,7 @@ from durable_search.errors import (
 )
 from durable_search.http.body import store_body
 from durable_search.http.client import HttpClient, IncomingResponse, OutgoingRequest
+from durable_search.http.tls import TlsMaterial
 
 REDIRECT_CODES = frozenset({301, 302, 303, 307, 308})
 NEVER_KEPT_HEADERS = frozenset({"set-cookie", "authorization", "proxy-authorization", "cookie"})
@@ -68,10 +70,18 @@ class PreparedRequest:
     body: bytes | None
     origin: str  # scheme://host:port of the task's original request
     open_path: bool = False  # the watcher's trusted path (first hop only)
+    # The body came from a Secret or a ConfigMap: redacted if echoed, never sent cross-origin.
+    body_secret: bool = False
+    tls: TlsMaterial | None = None  # the task's own TLS settings (its origin only)
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return tuple(h.value for h in self.headers if h.secret)
+        values = [h.value for h in self.headers if h.secret]
+        if self.body_secret and self.body:
+            # Bytes that are not UTF-8 cannot appear as sent in a stored text field.
+            with contextlib.suppress(UnicodeDecodeError):
+                values.append(self.body.decode("utf-8"))
+        return tuple(values)
 
 
 def origin_of(url: str) -> str:
@@ -101,9 +111,22 @@ async def perform(
         async with asyncio.timeout(timeout):
             for hop in range(max_redirects + 1):
                 headers = _headers_for(request, url)
+                same_origin = origin_of(url) == request.origin
+                if request.body_secret and body is not None and not same_origin:
+                    raise BlockedError(
+                        "blocked: a redirect to another origin would carry the body read from "
+                        f"bodyFrom ({redactor.redact(cut(url, 512))})"
+                    )
                 remaining = max(timeout - (time.monotonic() - begun), 0.001)
                 response = await client.send(
-                    OutgoingRequest(method, url, headers, body, request.open_path and hop == 0),
+                    OutgoingRequest(
+                        method,
+                        url,
+                        headers,
+                        body,
+                        request.open_path and hop == 0,
+                        request.tls if same_origin else None,
+                    ),
                     timeout=remaining,
                     max_body_bytes=response_policy.max_body_bytes,
                 )
