@@ -3,6 +3,7 @@
     .venv/bin/python -m bench.chaos --fault kill9 --cycles 20
     .venv/bin/python -m bench.chaos --fault apiserver --cycles 10
     .venv/bin/python -m bench.chaos --fault blackhole --cycles 2 --hold-seconds 90
+    .venv/bin/python -m bench.chaos --fault kill9 --cycles 10 --ring 2    # a ring of two
 
 Each cycle creates Searches over three providers (a 202 job polled every second, a site that
 answers 503 + Retry-After once, a plain 50 ms page), waits a random moment while they run, then:
@@ -90,10 +91,19 @@ def phases(env: Environment) -> dict[str, str]:
 class Faults:
     """One kind of fault, injected once per cycle."""
 
-    def __init__(self, env: Environment, kind: str, hold_seconds: float, scratch: Path) -> None:
+    def __init__(
+        self,
+        env: Environment,
+        kind: str,
+        hold_seconds: float,
+        scratch: Path,
+        others: list[OperatorProcess],
+    ) -> None:
         self.env, self.kind, self.hold_seconds = env, kind, hold_seconds
+        self.others = others  # the other members of a ring (none standalone)
         self.proxy: BlackHoleProxy | None = None
         self.durations: list[float] = []
+        self.injected = 0
         if kind == "blackhole":
             # The operator's every API connection (kopf's watches and our writes) goes through it.
             self.proxy = BlackHoleProxy(*target_of(env.plane.kubeconfig)).start()
@@ -106,8 +116,11 @@ class Faults:
     def inject(self) -> None:
         began = time.monotonic()
         if self.kind == "kill9":
-            self.env.operator.kill()
-            self.env.operator.start()
+            # In a ring the victim rotates over the members.
+            members = [self.env.operator, *self.others]
+            victim = members[self.injected % len(members)]
+            victim.kill()
+            victim.start()
         elif self.kind == "apiserver":
             self.env.plane.restart_apiserver(kill=True)
         else:
@@ -115,6 +128,7 @@ class Faults:
             self.proxy.hold()
             time.sleep(self.hold_seconds)
             self.proxy.release()
+        self.injected += 1
         self.durations.append(time.monotonic() - began)
 
     def stop(self) -> None:
@@ -131,12 +145,32 @@ def main() -> int:
     parser.add_argument("--searches-per-cycle", type=int, default=5)
     parser.add_argument("--hold-seconds", type=float, default=90.0)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--ring", type=int, default=1, help="operators in a ring (1: one standalone operator)"
+    )
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     rng = random.Random(args.seed)
+    ring_args = ("--ring=chaos", "--identity=m0") if args.ring > 1 else ()
 
-    with environment(namespace="chaos") as env:
-        faults = Faults(env, args.fault, args.hold_seconds, env.plane.state_dir)
+    with environment(namespace="chaos", operator_args=ring_args) as env:
+        others = [
+            OperatorProcess(
+                env.plane.kubeconfig,
+                env.plane.state_dir / f"member-{n}.log",
+                [
+                    "--namespace=chaos",
+                    "--allow-cidr=127.0.0.0/8",
+                    "--ring=chaos",
+                    f"--identity=m{n}",
+                    "--drain-seconds=10",
+                ],
+                log_level="info",
+            ).start()
+            for n in range(1, args.ring)
+        ]
+        time.sleep(3 if others else 0)  # the members have seen each other's Leases
+        faults = Faults(env, args.fault, args.hold_seconds, env.plane.state_dir, others)
         names: list[str] = []
         try:
             for cycle in range(args.cycles):
@@ -156,10 +190,13 @@ def main() -> int:
             stats = env.site.stats()
         finally:
             faults.stop()
+            for member in others:
+                member.stop()
 
     hits = stats["hits"]
     report: dict[str, Any] = {
         "fault": args.fault,
+        "ring_members": args.ring,
         "cycles": args.cycles,
         "searches": len(names),
         "completed": sum(1 for n in names if seen.get(n) == "Completed"),
