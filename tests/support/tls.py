@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.hazmat.primitives import serialization
+
+from durable_search.cluster.pki import CertificateAuthority
 
 
 @dataclass(frozen=True)
@@ -20,68 +17,26 @@ class Issued:
     key_pem: bytes
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-
-
 class ScratchCa:
+    """A throwaway CA (the control plane's :class:`CertificateAuthority`), issuing PEM pairs."""
+
     def __init__(self, name: str) -> None:
-        self._now = datetime.datetime.now(datetime.UTC)
-        self._key = ec.generate_private_key(ec.SECP256R1())
-        self._name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        self.cert = (
-            self._builder(self._name, self._key.public_key())
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(
-                x509.KeyUsage(
-                    digital_signature=True,
-                    key_cert_sign=True,
-                    crl_sign=True,
-                    content_commitment=False,
-                    key_encipherment=False,
-                    data_encipherment=False,
-                    key_agreement=False,
-                    encipher_only=False,
-                    decipher_only=False,
-                ),
-                critical=True,
-            )
-            .sign(self._key, hashes.SHA256())
-        )
+        self._ca = CertificateAuthority.create(name)
+        self.cert = self._ca.cert
 
     @property
     def pem(self) -> str:
         return self.cert.public_bytes(serialization.Encoding.PEM).decode()
 
-    def _builder(self, subject: x509.Name, public_key: object) -> x509.CertificateBuilder:
-        return (
-            x509.CertificateBuilder()
-            .subject_name(subject)
-            .issuer_name(self._name)
-            .public_key(public_key)  # type: ignore[arg-type]
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(self._now - datetime.timedelta(minutes=5))
-            .not_valid_after(self._now + datetime.timedelta(days=1))
-        )
-
     def issue(self, common_name: str, *, dns: tuple[str, ...] = (), ips: tuple[str, ...] = (),
               server: bool) -> Issued:  # fmt: skip
-        key = ec.generate_private_key(ec.SECP256R1())
-        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-        usage = ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH
-        builder = (
-            self._builder(subject, key.public_key())
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+        key, cert = self._ca.issue(common_name, server=server, names=[*dns, *ips])
+        key_pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
         )
-        names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
-        names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in ips]
-        if names:
-            builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        cert = builder.sign(self._key, hashes.SHA256())
-        return Issued(cert.public_bytes(serialization.Encoding.PEM), _key_pem(key))
+        return Issued(cert.public_bytes(serialization.Encoding.PEM), key_pem)
 
 
 def server_context(server: Issued, client_ca: ScratchCa, directory: Path) -> ssl.SSLContext:
