@@ -112,6 +112,37 @@ def test_helm_lint_and_every_option_renders(helm: str) -> None:
     assert operator["spec"]["strategy"] == {"type": "Recreate"}
 
 
+def test_more_than_one_operator_replica_renders_a_ring(helm: str) -> None:
+    def rendered(*values: str) -> list[dict[str, Any]]:
+        return [d for d in yaml.safe_load_all(template(helm, "ns", *values)) if d]
+
+    standalone = rendered()
+    assert not [d for d in standalone if d["kind"] == "PodDisruptionBudget"]
+    assert not [d for d in standalone if d["metadata"]["name"].endswith("-operator-ring")]
+    ring = rendered("operator.replicas=3", "operator.drainSeconds=20")
+    operator = next(
+        d for d in ring if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-operator")
+    )
+    assert operator["spec"]["replicas"] == 3
+    assert operator["spec"]["strategy"]["type"] == "RollingUpdate"
+    pod = operator["spec"]["template"]["spec"]
+    assert pod["terminationGracePeriodSeconds"] == 30
+    container = pod["containers"][0]
+    assert "--ring=durable-search-operator" in container["args"]
+    assert "--drain-seconds=20" in container["args"]
+    assert {e["name"] for e in container["env"]} == {"POD_NAME", "POD_NAMESPACE"}
+    budget = next(d for d in ring if d["kind"] == "PodDisruptionBudget")
+    assert budget["spec"]["maxUnavailable"] == 1
+    role = next(d for d in ring if d["kind"] == "Role" and d["metadata"]["name"].endswith("-ring"))
+    assert role["rules"] == [
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "verbs": ["get", "list", "create", "update", "delete"],
+        }
+    ]
+
+
 def web_parts(rendered: str) -> tuple[list[str], list[dict[str, object]]]:
     """The web container's args, and every cluster-scoped RBAC object, of a rendering."""
     documents = [d for d in yaml.safe_load_all(rendered) if d]
