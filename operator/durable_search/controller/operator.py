@@ -54,13 +54,7 @@ async def run_operator(
         await api.close()
         raise
     namespaces = config.namespaces or (context_namespace(),)
-    client_settings = ClientSettings(
-        policy=AddressPolicy.from_strings(config.allow_cidrs),
-        allow_hosts=frozenset(h.lower() for h in config.allow_hosts),
-        max_connections=config.max_connections,
-        max_connections_per_host=config.max_connections_per_host,
-        open_path_enabled=bool(config.watcher_base_url),
-    )
+    client_settings = http_settings(config)
     http = SharedHttpClient(client_settings)
     guard = AdmissionGuard(api)
     credentials = Credentials(api, http, client_settings, guard)
@@ -72,45 +66,8 @@ async def run_operator(
         if config.watcher_base_url
         else None
     )
-    membership = (
-        Membership(
-            api,
-            config.ring,
-            config.member_identity(),
-            config.lease_namespace(namespaces[0]),
-            now,
-        )
-        if config.ring
-        else None
-    )
-    if membership is not None:
-        await membership.join()
-    task_store, search_store = ObjectStore(), ObjectStore()
-    runtime = Runtime(
-        TaskContext(
-            api=api,
-            store=task_store,
-            http=http,
-            credentials=credentials,
-            clock=now,
-            watcher=watcher,
-            # In a ring each member paces its share of a provider's rate (approximate).
-            pacing=Pacing(
-                api,
-                members=(lambda: max(1, len(membership.shares.members)))
-                if membership is not None
-                else (lambda: 1),
-            ),
-        ),
-        SearchContext(
-            api=api,
-            searches=search_store,
-            tasks=task_store,
-            events=EventRecorder(api, now),
-            clock=now,
-        ),
-        Claims(membership) if membership is not None else None,
-    )
+    membership = await join_ring(api, config, namespaces[0])
+    runtime = build_runtime(api, http, credentials, watcher, membership)
     registry = registry_for(runtime, explicit_kubeconfig=bool(config.kubeconfig))
     settings = settings_for(
         scan_namespaces=config.all_namespaces or config.follows_namespace_patterns
@@ -121,13 +78,7 @@ async def run_operator(
         if config.health_port
         else None
     )
-    logger.info(
-        "watching %s; SSRF allow-list: cidrs=%s hosts=%s; watcher path: %s",
-        "all namespaces" if config.all_namespaces else ", ".join(namespaces),
-        list(config.allow_cidrs) or "none",
-        list(config.allow_hosts) or "none",
-        config.watcher_base_url or "none",
-    )
+    announce(config, namespaces)
     await guard.check()
     guarding = asyncio.create_task(guard.run(), name="admission-guard")
     expiring = asyncio.create_task(runtime.ttl.run(), name="ttl-after-finished")
@@ -139,23 +90,10 @@ async def run_operator(
     # kopf cancels every task of the loop when it stops, our workers too: a ring member drains
     # before kopf is told to stop, so what is in flight can be recorded and released.
     kopf_stop = asyncio.Event() if stop_flag is not None else None
-
-    async def stop_when_asked() -> None:
-        if stop_flag is None or kopf_stop is None:
-            return
-        await ready.wait()
-        # kopf takes SIGINT/SIGTERM for itself at start (and then cancels everything at once):
-        # take them back, so a signal sets our stop flag and the drain runs first.
-        if threading.current_thread() is threading.main_thread():
-            loop = asyncio.get_running_loop()
-            for number in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(number, stop_flag.set)
-        await stop_flag.wait()
-        if membership is not None:
-            await leave_ring(membership, runtime, config.drain_seconds)
-        kopf_stop.set()
-
-    stopping = asyncio.create_task(stop_when_asked(), name="stop-when-asked")
+    stopping = asyncio.create_task(
+        relay_stop(stop_flag, kopf_stop, ready, membership, runtime, config.drain_seconds),
+        name="stop-when-asked",
+    )
     try:
         await kopf.operator(
             registry=registry,
@@ -167,12 +105,7 @@ async def run_operator(
             ready_flag=ready,
         )
     finally:
-        for background in (stopping, guarding, expiring, ringing):
-            if background is None:
-                continue
-            background.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await background
+        await cancel(stopping, guarding, expiring, ringing)
         await runtime.stop()
         if membership is not None:
             await membership.leave()
@@ -180,6 +113,105 @@ async def run_operator(
         if health is not None:
             await health.cleanup()
         await api.close()
+
+
+def announce(config: OperatorConfig, namespaces: tuple[str, ...]) -> None:
+    logger.info(
+        "watching %s; SSRF allow-list: cidrs=%s hosts=%s; watcher path: %s; ring: %s",
+        "all namespaces" if config.all_namespaces else ", ".join(namespaces),
+        list(config.allow_cidrs) or "none",
+        list(config.allow_hosts) or "none",
+        config.watcher_base_url or "none",
+        f"{config.ring} as {config.member_identity()}" if config.ring else "none (standalone)",
+    )
+
+
+async def cancel(*tasks: asyncio.Task[None] | None) -> None:
+    for task in tasks:
+        if task is None:
+            continue
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def http_settings(config: OperatorConfig) -> ClientSettings:
+    return ClientSettings(
+        policy=AddressPolicy.from_strings(config.allow_cidrs),
+        allow_hosts=frozenset(h.lower() for h in config.allow_hosts),
+        max_connections=config.max_connections,
+        max_connections_per_host=config.max_connections_per_host,
+        open_path_enabled=bool(config.watcher_base_url),
+    )
+
+
+async def join_ring(api: KubeApi, config: OperatorConfig, namespace: str) -> Membership | None:
+    """With ``--ring``: this member's Lease written and the others learnt; else None."""
+    if not config.ring:
+        return None
+    membership = Membership(
+        api, config.ring, config.member_identity(), config.lease_namespace(namespace), now
+    )
+    await membership.join()
+    return membership
+
+
+def build_runtime(
+    api: KubeApi,
+    http: SharedHttpClient,
+    credentials: Credentials,
+    watcher: WatcherPath | None,
+    membership: Membership | None,
+) -> Runtime:
+    task_store, search_store = ObjectStore(), ObjectStore()
+
+    def members() -> int:
+        # In a ring each member paces its share of a provider's rate (approximate).
+        return max(1, len(membership.shares.members)) if membership is not None else 1
+
+    return Runtime(
+        TaskContext(
+            api=api,
+            store=task_store,
+            http=http,
+            credentials=credentials,
+            clock=now,
+            watcher=watcher,
+            pacing=Pacing(api, members=members),
+        ),
+        SearchContext(
+            api=api,
+            searches=search_store,
+            tasks=task_store,
+            events=EventRecorder(api, now),
+            clock=now,
+        ),
+        Claims(membership) if membership is not None else None,
+    )
+
+
+async def relay_stop(
+    stop_flag: asyncio.Event | None,
+    kopf_stop: asyncio.Event | None,
+    ready: asyncio.Event,
+    membership: Membership | None,
+    runtime: Runtime,
+    drain_seconds: float,
+) -> None:
+    """Set ``kopf_stop`` once ``stop_flag`` is set, after a ring member's drain."""
+    if stop_flag is None or kopf_stop is None:
+        return
+    await ready.wait()
+    # kopf takes SIGINT/SIGTERM for itself at start (and then cancels everything at once):
+    # take them back, so a signal sets our stop flag and the drain runs first.
+    if threading.current_thread() is threading.main_thread():
+        loop = asyncio.get_running_loop()
+        for number in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(number, stop_flag.set)
+    await stop_flag.wait()
+    if membership is not None:
+        await leave_ring(membership, runtime, drain_seconds)
+    kopf_stop.set()
 
 
 async def leave_ring(membership: Membership, runtime: Runtime, drain_seconds: float) -> None:
