@@ -104,3 +104,20 @@ def test_live_members_are_sorted_and_skip_lapsed_and_foreign_leases() -> None:
 def test_a_members_share_of_a_rate() -> None:
     assert Shares("a", ("a", "b")).share_of(2.0) == 1.0
     assert Shares("a", ()).share_of(2.0) == 2.0
+
+
+def test_a_members_lease_lives_in_a_named_namespace_never_a_pattern(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from durable_search.controller.config import OperatorConfig
+
+    monkeypatch.delenv("POD_NAMESPACE", raising=False)
+    monkeypatch.delenv("POD_NAME", raising=False)
+    assert OperatorConfig(namespaces=("team-*", "ops")).lease_namespace("default") == "ops"
+    assert OperatorConfig(namespaces=("team-*",)).lease_namespace("default") == "default"
+    assert OperatorConfig().lease_namespace("default") == "default"
+    monkeypatch.setenv("POD_NAMESPACE", "durable-search")
+    assert OperatorConfig(namespaces=("ops",)).lease_namespace("default") == "durable-search"
+    monkeypatch.setenv("POD_NAME", "operator-7d9f-abcde")
+    assert OperatorConfig().member_identity() == "operator-7d9f-abcde"
+    assert OperatorConfig(identity="m1").member_identity() == "m1"

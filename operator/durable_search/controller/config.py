@@ -34,10 +34,10 @@ class OperatorConfig:
         return f"{socket.gethostname().split('.')[0].lower()}-{os.getpid()}"
 
     def lease_namespace(self, context_namespace: str) -> str:
-        """Where the ring's Leases live: the Pod's namespace, else the first watched one."""
-        return os.environ.get("POD_NAMESPACE") or (
-            self.namespaces[0] if self.namespaces else context_namespace
-        )
+        """Where the ring's Leases live: the Pod's namespace, else the first watched one (a
+        name, not a pattern), else the context's namespace."""
+        named = [ns for ns in self.namespaces if not any(ch in ns for ch in "*?[")]
+        return os.environ.get("POD_NAMESPACE") or (named[0] if named else context_namespace)
 
     @property
     def follows_namespace_patterns(self) -> bool:

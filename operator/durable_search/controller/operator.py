@@ -66,7 +66,7 @@ async def run_operator(
         if config.watcher_base_url
         else None
     )
-    membership = await join_ring(api, config, namespaces[0])
+    membership = await join_ring(api, config, context_namespace())
     runtime = build_runtime(api, http, credentials, watcher, membership)
     registry = registry_for(runtime, explicit_kubeconfig=bool(config.kubeconfig))
     settings = settings_for(
