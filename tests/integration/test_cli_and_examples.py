@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kubernetes import client
 
+from tests.support.cli import run_cli
 from tests.support.demo import DemoSite
 from tests.support.fixtures import Kubectl
 from tests.support.searches import Searches, create_provider
@@ -21,23 +20,7 @@ EXAMPLES_PORT = 8090  # the port manifests/examples/ point at (make up serves th
 
 
 def start(kubeconfig: Path, namespace: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "durable_search.cli",
-            "start",
-            f"--kubeconfig={kubeconfig}",
-            "-n",
-            namespace,
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        check=False,
-    )
+    return run_cli(kubeconfig, namespace, "start", *args)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from durable_search.api.constants import (
 )
 from tests.support.demo import DemoSite
 from tests.support.fixtures import Kubectl
+from tests.support.kubeconfigs import token_for
 from tests.support.processes import WebProcess
 from tests.support.searches import create_provider
 
@@ -376,25 +377,6 @@ def test_the_timeline_draws_retries_waits_and_polls_at_their_offsets(
 
 
 # -- client mode: the caller's own rights ---------------------------------------------------
-
-
-def token_for(kubectl: Kubectl, namespace: str, account: str, *rules: tuple[str, str]) -> str:
-    kubectl("create", "serviceaccount", account, "-n", namespace)
-    for index, (verbs, resources) in enumerate(rules):
-        role = f"{account}-{index}"
-        kubectl(
-            "create", "role", role, f"--verb={verbs}", f"--resource={resources}", "-n", namespace
-        )
-        kubectl(
-            "create",
-            "rolebinding",
-            role,
-            f"--role={role}",
-            f"--serviceaccount={namespace}:{account}",
-            "-n",
-            namespace,
-        )
-    return kubectl("create", "token", account, "-n", namespace).strip()
 
 
 def test_in_client_mode_rerun_and_purge_act_with_the_callers_own_rights(

@@ -4,9 +4,7 @@ control plane and operator (and the web service, for a rerun's watcher)."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -17,6 +15,7 @@ import yaml
 from kubernetes import client
 
 from durable_search.api.constants import GROUP, HTTPTASK_PLURAL, VERSION
+from tests.support.cli import run_cli
 from tests.support.demo import DemoSite
 from tests.support.processes import WebProcess
 from tests.support.searches import Searches, create_provider
@@ -26,23 +25,7 @@ RERUN_OF = "durablesearch.dev/rerun-of"
 
 def cli(kubeconfig: Path, namespace: str, *args: str) -> subprocess.CompletedProcess[str]:
     command, *rest = args
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "durable_search.cli",
-            command,
-            f"--kubeconfig={kubeconfig}",
-            "-n",
-            namespace,
-            *rest,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        check=False,
-    )
+    return run_cli(kubeconfig, namespace, command, *rest)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from kubernetes import client
 from durable_search.api.constants import GROUP, HTTPTASK_PLURAL, VERSION
 from tests.support.demo import DemoSite
 from tests.support.fixtures import Kubectl
-from tests.support.kubeconfigs import kubeconfig_with_token
+from tests.support.kubeconfigs import kubeconfig_with_token, token_for
 from tests.support.processes import OperatorProcess, WebProcess
 from tests.support.searches import Searches, create_provider
 from tests.support.waiting import eventually
@@ -30,26 +30,6 @@ def client_auth_web(
         yield process
     finally:
         process.stop()
-
-
-def token_for(kubectl: Kubectl, namespace: str, account: str, *rules: tuple[str, str]) -> str:
-    """A ServiceAccount token, with a Role granting ``(verbs, resources)`` pairs if given."""
-    kubectl("create", "serviceaccount", account, "-n", namespace)
-    for index, (verbs, resources) in enumerate(rules):
-        role = f"{account}-{index}"
-        kubectl(
-            "create", "role", role, f"--verb={verbs}", f"--resource={resources}", "-n", namespace
-        )
-        kubectl(
-            "create",
-            "rolebinding",
-            role,
-            f"--role={role}",
-            f"--serviceaccount={namespace}:{account}",
-            "-n",
-            namespace,
-        )
-    return kubectl("create", "token", account, "-n", namespace).strip()
 
 
 def test_client_mode_authenticates_and_authorizes_each_caller(
