@@ -12,8 +12,9 @@ minute.
 Answers that depend on state the document cannot express are allowed for valid data, per
 operation: an unknown provider name is a 400 (the contract's), a finished Search cannot be
 terminated (410), a Failed Search has no result (400), a PUT under an id taken by another
-input is a 409, a rerun of an unknown id a 404, a purge without any filter a 400, and a
-terminating Search's reason cannot change (422). Nothing else is relaxed.
+input is a 409, a rerun of an unknown id a 404, a purge without any filter a 400, a
+terminating Search's reason cannot change (422), and a Search started without a watcher has
+none (404 from the start's link to its watcher). Nothing else is relaxed.
 """
 
 from __future__ import annotations
@@ -58,6 +59,12 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 [[operations]]
 include-operation-id = ["getResult", "compatGetResult"]
 checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403", "404"]
+
+# A Search started with "watcher": false has none: the link from a start to its watcher then
+# rightly leads to a 404, which is not a created resource gone missing.
+[[operations]]
+include-operation-id = "getWatcher"
+checks.ensure_resource_availability.enabled = false
 """
 
 
