@@ -56,7 +56,6 @@ class Membership:
         self.shares = Shares(identity, ())
         self._members: dict[str, Member] = {}
         self._renewed: dt.datetime | None = None
-        self._changed = asyncio.Event()
 
     # -- what the others may ask -------------------------------------------------------------
 
@@ -72,11 +71,6 @@ class Membership:
         if member is None or member.renewed is None:
             return False
         return self.clock() < member.renewed + dt.timedelta(seconds=member.lease_seconds)
-
-    async def changed(self, timeout: float) -> None:
-        """Wait for the next change of the shares (or ``timeout``)."""
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout)
 
     # -- the Lease ---------------------------------------------------------------------------
 
@@ -162,10 +156,7 @@ class Membership:
         if not self.leaving and self._fresh(now):
             members.add(self.identity)
         shares = Shares(self.identity, tuple(sorted(members)))
-        if shares != self.shares:
-            self.shares = shares
-            self._changed.set()
-            self._changed = asyncio.Event()
+        self.shares = shares
         METRICS.ring_members.set(len(shares.members))
 
     def _fresh(self, now: dt.datetime) -> bool:

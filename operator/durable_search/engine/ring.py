@@ -60,10 +60,6 @@ class Member:
             return False
         return now < self.renewed + datetime.timedelta(seconds=self.lease_seconds)
 
-    def lapsed(self, now: datetime.datetime) -> bool:
-        """True once the Lease can no longer be trusted to mean a live holder."""
-        return not self.live(now)
-
 
 def member_of_lease(lease: Mapping[str, Any]) -> Member | None:
     """The member a ring Lease describes, or None for a Lease that is not a member's."""
@@ -126,21 +122,6 @@ class Shares:
 
     def owns(self, key: str) -> bool:
         return owner_of(key, self.members) == self.me
-
-    def moved(self, before: Shares, keys: Iterable[str]) -> tuple[set[str], set[str]]:
-        """(gained, lost): the keys this member owns now but did not before, and the reverse."""
-        gained, lost = set(), set()
-        for key in keys:
-            was, now = before.owns(key), self.owns(key)
-            if now and not was:
-                gained.add(key)
-            elif was and not now:
-                lost.add(key)
-        return gained, lost
-
-    def share_of(self, rate: float) -> float:
-        """This member's part of a rate shared by the ring (approximate: keys are not rates)."""
-        return rate / max(1, len(self.members))
 
 
 # -- claims --------------------------------------------------------------------------------
