@@ -16,6 +16,8 @@ Callers decide on the class, never on a message or a flag::
      │    ├── ApiError              any other answer (401, 403, 429, 5xx), with its ``status``
      │    └── CrdsMissingError      the API server does not serve our kinds
      ├── AdmissionParamsError       the admission policies' parameter is unusable (api.admission)
+     ├── OperatorConflictError      another operator runs over the same namespaces in another
+     │                              mode (standalone beside a ring, or two rings): not started
      └── ControlPlaneError          the local control plane could not be built or started
           └── BuildError            (durable_search.cluster; development tooling)
 
@@ -90,6 +92,10 @@ class CrdsMissingError(KubeApiError):
 
 class AdmissionParamsError(DurableSearchError, ValueError):
     """The parameter ConfigMap lacks a key or exceeds a bound; the message says which."""
+
+
+class OperatorConflictError(DurableSearchError):
+    """A rival operator (another mode, or another ring) stayed live over the same namespaces."""
 
 
 class ControlPlaneError(DurableSearchError, RuntimeError):

@@ -7,7 +7,6 @@ import subprocess
 import time
 
 from kubernetes import client
-from kubernetes.client.rest import ApiException
 
 from durable_search.api.constants import GROUP, HTTPTASK_PLURAL, VERSION
 from durable_search.api.timestamps import parse_time
@@ -232,15 +231,7 @@ def test_ttl_after_finished_deletes_the_search(searches: Searches, demo_site: De
         }
     )
     searches.wait(name)
-
-    def gone() -> bool:
-        try:
-            searches.get(name)
-        except ApiException as error:
-            return error.status == 404
-        return False
-
-    eventually(gone, timeout=15, message="the Search is deleted after its TTL")
+    eventually(lambda: searches.gone(name), timeout=15, message="deleted after its TTL")
 
 
 def test_an_httptask_works_on_its_own(

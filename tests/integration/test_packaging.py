@@ -118,7 +118,8 @@ def test_more_than_one_operator_replica_renders_a_ring(helm: str) -> None:
 
     standalone = rendered()
     assert not [d for d in standalone if d["kind"] == "PodDisruptionBudget"]
-    assert not [d for d in standalone if d["metadata"]["name"].endswith("-operator-ring")]
+    # Standalone too keeps a Lease (a ring started beside it refuses), named by its Pod.
+    assert [d for d in standalone if d["metadata"]["name"].endswith("-operator-leases")]
     ring = rendered("operator.replicas=3", "operator.drainSeconds=20")
     operator = next(
         d for d in ring if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-operator")
@@ -133,7 +134,9 @@ def test_more_than_one_operator_replica_renders_a_ring(helm: str) -> None:
     assert {e["name"] for e in container["env"]} == {"POD_NAME", "POD_NAMESPACE"}
     budget = next(d for d in ring if d["kind"] == "PodDisruptionBudget")
     assert budget["spec"]["maxUnavailable"] == 1
-    role = next(d for d in ring if d["kind"] == "Role" and d["metadata"]["name"].endswith("-ring"))
+    role = next(
+        d for d in ring if d["kind"] == "Role" and d["metadata"]["name"].endswith("-leases")
+    )
     assert role["rules"] == [
         {
             "apiGroups": ["coordination.k8s.io"],

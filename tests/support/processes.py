@@ -41,6 +41,22 @@ class ServiceProcess:
         raise NotImplementedError
 
     def start(self, timeout: float = 30) -> ServiceProcess:
+        process = self.launch()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(f"the {self.name} exited at start:\n{self.tail()}")
+            try:
+                with urllib.request.urlopen(self.ready_url, timeout=1) as response:
+                    if response.status == 200:
+                        return self
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.1)
+        raise AssertionError(f"the {self.name} was not ready within {timeout}s:\n{self.tail()}")
+
+    def launch(self) -> subprocess.Popen[bytes]:
+        """Start the process, not waiting for it to be ready (``start`` waits)."""
         command = [
             sys.executable,
             "-m",
@@ -58,18 +74,7 @@ class ServiceProcess:
                 stderr=subprocess.STDOUT,
                 env={**os.environ, "PYTHONUNBUFFERED": "1"},
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the {self.name} exited at start:\n{self.tail()}")
-            try:
-                with urllib.request.urlopen(self.ready_url, timeout=1) as response:
-                    if response.status == 200:
-                        return self
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"the {self.name} was not ready within {timeout}s:\n{self.tail()}")
+        return self.process
 
     def kill(self) -> None:
         """``kill -9``: no cleanup, no last writes."""

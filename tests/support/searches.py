@@ -45,6 +45,15 @@ class Searches:
         )
         return result
 
+    def gone(self, name: str) -> bool:
+        try:
+            self.get(name)
+        except client.ApiException as error:
+            if error.status == 404:
+                return True
+            raise
+        return False
+
     def patch_spec(self, name: str, spec: Body) -> None:
         self.custom.patch_namespaced_custom_object(
             GROUP, VERSION, self.namespace, SEARCH_PLURAL, name, {"spec": spec}

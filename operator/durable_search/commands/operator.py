@@ -11,7 +11,7 @@ import sys
 from durable_search.commands.common import add_common_flags, configure_logging
 from durable_search.controller.config import OperatorConfig, parse_list
 from durable_search.controller.operator import run_operator
-from durable_search.errors import CrdsMissingError
+from durable_search.errors import CrdsMissingError, OperatorConflictError
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -123,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(main())
-    except CrdsMissingError as error:
+    except (CrdsMissingError, OperatorConflictError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -23,7 +23,6 @@ from typing import Any
 from durable_search.controller.metrics import METRICS
 from durable_search.engine import ring
 from durable_search.engine.ring import Member, Shares
-from durable_search.errors import ConflictError, NotFoundError
 from durable_search.kube.api import KubeApi
 
 logger = logging.getLogger("durable_search.ring")
@@ -43,6 +42,7 @@ class Membership:
         lease_seconds: int = ring.DEFAULT_LEASE_SECONDS,
         renew_seconds: float = 5.0,
         poll_seconds: float = 1.0,
+        watched: tuple[str, ...] = (),
     ) -> None:
         self.api = api
         self.ring = ring_name
@@ -52,6 +52,7 @@ class Membership:
         self.lease_seconds = lease_seconds
         self.renew_seconds = renew_seconds
         self.poll_seconds = poll_seconds
+        self.watched = watched  # the namespaces the member works in; () for every one
         self.leaving = False
         self.shares = Shares(identity, ())
         self._members: dict[str, Member] = {}
@@ -126,19 +127,15 @@ class Membership:
     async def _renew(self) -> None:
         now = self.clock()
         body = ring.lease_body(
-            self.ring, self.identity, now, lease_seconds=self.lease_seconds, leaving=self.leaving
+            self.ring,
+            self.identity,
+            now,
+            lease_seconds=self.lease_seconds,
+            leaving=self.leaving,
+            namespaces=self.watched,
         )
-        try:
-            current = await self.api.get_lease(self.namespace, self._lease_name)
-        except NotFoundError:
-            await self.api.create_lease(self.namespace, body)
-        else:
-            body["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
-            try:
-                await self.api.replace_lease(self.namespace, body)
-            except ConflictError:
-                return  # someone else wrote it: next round
-        self._renewed = now
+        if await self.api.write_lease(self.namespace, body):
+            self._renewed = now  # else someone else wrote it: next round
 
     async def _refresh(self) -> None:
         leases = await self.api.list_leases(self.namespace, f"{ring.RING_LABEL}={self.ring}")

@@ -25,11 +25,19 @@ from durable_search.controller.handlers import registry_for, settings_for
 from durable_search.controller.health import start_health_server
 from durable_search.controller.membership import Membership
 from durable_search.controller.pacing import Pacing
+from durable_search.controller.rivals import (
+    StandaloneLease,
+    hold_standalone_lease,
+    wait_until_alone,
+)
 from durable_search.controller.runtime import Runtime
 from durable_search.controller.searches import SearchContext
 from durable_search.controller.store import ObjectStore
 from durable_search.controller.tasks import TaskContext
 from durable_search.controller.watcher import WEB_AUDIENCE, WatcherPath
+from durable_search.engine import ring
+from durable_search.engine.ring import ALL_NAMESPACES
+from durable_search.engine.rivals import Mode
 from durable_search.http.addresses import AddressPolicy
 from durable_search.http.client import ClientSettings, SharedHttpClient
 from durable_search.kube.api import KubeApi
@@ -66,7 +74,9 @@ async def run_operator(
         if config.watcher_base_url
         else None
     )
-    membership = await join_ring(api, config, context_namespace())
+    watched = () if config.all_namespaces else namespaces
+    membership = await join_ring(api, config, watched)
+    standalone = await hold_standalone(api, config, watched) if membership is None else None
     runtime = build_runtime(api, http, credentials, watcher, membership)
     registry = registry_for(runtime, explicit_kubeconfig=bool(config.kubeconfig))
     settings = settings_for(
@@ -82,11 +92,12 @@ async def run_operator(
     await guard.check()
     guarding = asyncio.create_task(guard.run(), name="admission-guard")
     expiring = asyncio.create_task(runtime.ttl.run(), name="ttl-after-finished")
-    ringing = (
-        asyncio.create_task(membership.run(runtime.on_ring_change), name="ring-membership")
-        if membership is not None
-        else None
-    )
+    if membership is not None:
+        presence = asyncio.create_task(membership.run(runtime.on_ring_change), name="ring")
+    elif standalone is not None:
+        presence = asyncio.create_task(standalone.run(), name="standalone-lease")
+    else:
+        presence = None
     # kopf cancels every task of the loop when it stops, our workers too: a ring member drains
     # before kopf is told to stop, so what is in flight can be recorded and released.
     kopf_stop = asyncio.Event() if stop_flag is not None else None
@@ -105,10 +116,11 @@ async def run_operator(
             ready_flag=ready,
         )
     finally:
-        await cancel(stopping, guarding, expiring, ringing)
+        await cancel(stopping, guarding, expiring, presence)
         await runtime.stop()
-        if membership is not None:
-            await membership.leave()
+        for lease in (membership, standalone):
+            if lease is not None:
+                await lease.leave()
         await http.aclose()
         if health is not None:
             await health.cleanup()
@@ -145,15 +157,40 @@ def http_settings(config: OperatorConfig) -> ClientSettings:
     )
 
 
-async def join_ring(api: KubeApi, config: OperatorConfig, namespace: str) -> Membership | None:
-    """With ``--ring``: this member's Lease written and the others learnt; else None."""
+async def join_ring(
+    api: KubeApi, config: OperatorConfig, watched: tuple[str, ...]
+) -> Membership | None:
+    """With ``--ring``: this member's Lease written, no rival beside it, the others learnt."""
     if not config.ring:
         return None
     membership = Membership(
-        api, config.ring, config.member_identity(), config.lease_namespace(namespace), now
+        api,
+        config.ring,
+        config.member_identity(),
+        config.lease_namespace(context_namespace()),
+        now,
+        watched=watched,
     )
-    await membership.join()
+    await wait_until_alone(
+        api,
+        membership.namespace,
+        Mode(config.ring, watched or (ALL_NAMESPACES,)),
+        ring.lease_name(config.ring, membership.identity),
+        write_own=membership.join,
+        remove_own=membership.leave,
+        clock=now,
+    )
     return membership
+
+
+async def hold_standalone(
+    api: KubeApi, config: OperatorConfig, watched: tuple[str, ...]
+) -> StandaloneLease | None:
+    """Standalone: this operator's Lease written once no ring runs beside it."""
+    lease = StandaloneLease(
+        api, config.lease_namespace(context_namespace()), config.member_identity(), watched, now
+    )
+    return await hold_standalone_lease(lease)
 
 
 def build_runtime(

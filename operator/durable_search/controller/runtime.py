@@ -51,7 +51,8 @@ class Runtime:
             child_created=self.on_child_created,
             claimed_by=claims.me if claims is not None else None,
         )
-        self.ttl = TtlQueue(searches.api, searches.clock)
+        # Every member queues every finished Search's TTL; the owner deletes it when due.
+        self.ttl = TtlQueue(searches.api, searches.clock, owns=self._owns_key)
         self.task_workers = Workers("httptask")
         self.search_workers = Workers("search")
         self.claims = claims
@@ -60,7 +61,10 @@ class Runtime:
         self.elsewhere: dict[tuple[str, Key], tuple[str, str | None]] = {}
 
     def _owns(self, body: Body) -> bool:
-        return self.claims is None or self.claims.membership.shares.owns(ring.ring_key(body))
+        return self._owns_key(ring.ring_key(body))
+
+    def _owns_key(self, ring_uid: str) -> bool:
+        return self.claims is None or self.claims.membership.shares.owns(ring_uid)
 
     # -- events ------------------------------------------------------------------------------
 
@@ -109,9 +113,12 @@ class Runtime:
         key = key_of(body)
         store = self.search_context.searches
         if kind != "DELETED" and not self._owns(body):
-            await self._elsewhere(SEARCH_PLURAL, key, body, is_finished(body.get("status") or {}))
+            finished = is_finished(body.get("status") or {})
+            await self._elsewhere(SEARCH_PLURAL, key, body, finished)
             store.remove(key)
             await self.search_workers.cancel(key)
+            if finished:
+                self._schedule_ttl(key, body)  # taken over if its owner goes before it is due
         elif kind == "DELETED":
             self.elsewhere.pop((SEARCH_PLURAL, key), None)
             store.remove(key, body["metadata"].get("uid"))
@@ -124,9 +131,7 @@ class Runtime:
                 # costs memory, so the store forgets it and the TTL queue keeps a tuple.
                 self._forget_children(body)
                 store.retire(body)
-                expires = ttl.expires_at(SearchSpec.parse(body["spec"]), status)
-                if expires is not None and not body["metadata"].get("deletionTimestamp"):
-                    self.ttl.schedule(*key, str(body["metadata"]["uid"]), expires)
+                self._schedule_ttl(key, body)
             elif not body["metadata"].get("deletionTimestamp"):
                 store.put(without_bookkeeping(body))
                 self.search_workers.ensure(
@@ -137,6 +142,11 @@ class Runtime:
         if not self.search_workers.running(key):
             store.forget_signal(key)
         METRICS.active_searches.set(len(self.search_workers))
+
+    def _schedule_ttl(self, key: Key, body: Body) -> None:
+        expires = ttl.expires_at(SearchSpec.parse(body["spec"]), body.get("status") or {})
+        if expires is not None and not body["metadata"].get("deletionTimestamp"):
+            self.ttl.schedule(*key, str(body["metadata"]["uid"]), expires)
 
     def _forget_children(self, search: Body) -> None:
         """A finished Search's children are folded in: drop what the store holds of them."""

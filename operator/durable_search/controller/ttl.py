@@ -3,6 +3,11 @@
 A finished Search needs nothing from the operator but its deletion, maybe a day later (every
 web-started Search has a TTL). A worker and a held body each would grow the operator with every
 finished Search; this queue holds a tuple per Search, and one task sleeps until the next is due.
+
+In a ring every member queues every finished Search, but only the Search's owner deletes it when
+due; the others look again every :data:`HANDOVER_SECONDS` until the owner's delete is seen (and
+the entry forgotten) or the Search became theirs (its owner died or left): a TTL is never lost
+with the member that held it.
 """
 
 from __future__ import annotations
@@ -19,14 +24,21 @@ from durable_search.kube.client import is_transient
 
 logger = logging.getLogger("durable_search.ttl")
 RETRY_SECONDS = 5.0
+HANDOVER_SECONDS = 5.0
 
 Entry = tuple[dt.datetime, str, str, str]  # due, namespace, name, uid
 
 
 class TtlQueue:
-    def __init__(self, api: KubeApi, clock: Callable[[], dt.datetime]) -> None:
+    def __init__(
+        self,
+        api: KubeApi,
+        clock: Callable[[], dt.datetime],
+        owns: Callable[[str], bool] = lambda uid: True,
+    ) -> None:
         self._api = api
         self._clock = clock
+        self._owns = owns  # by the Search's uid, its ring key
         self._heap: list[Entry] = []
         self._scheduled: dict[tuple[str, str], str] = {}  # (namespace, name) -> uid
         self._wake = asyncio.Event()
@@ -60,6 +72,10 @@ class TtlQueue:
                 continue
             _due, namespace, name, uid = heapq.heappop(self._heap)
             if self._scheduled.get((namespace, name)) != uid:
+                continue
+            if not self._owns(uid):
+                later = self._clock() + dt.timedelta(seconds=HANDOVER_SECONDS)
+                heapq.heappush(self._heap, (later, namespace, name, uid))
                 continue
             try:
                 await self._api.delete(SEARCH_PLURAL, namespace, name, uid)

@@ -94,17 +94,49 @@ def lease_body(
     *,
     lease_seconds: int = DEFAULT_LEASE_SECONDS,
     leaving: bool = False,
+    namespaces: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """The Lease a member writes to say it is live (or leaving)."""
+    """The Lease a member writes to say it is live (or leaving), over ``namespaces``."""
+    return operator_lease(
+        lease_name(ring, identity),
+        identity,
+        now,
+        lease_seconds=lease_seconds,
+        labels={RING_LABEL: ring, MODE_LABEL: "ring"},
+        annotations={
+            LEAVING_ANNOTATION: "true" if leaving else "false",
+            NAMESPACES_ANNOTATION: encode_namespaces(namespaces),
+        },
+    )
+
+
+# -- every operator's Lease --------------------------------------------------------------
+# Standalone operators hold one too (``engine.rivals``): how it runs, over which namespaces.
+
+MODE_LABEL = "durablesearch.dev/mode"
+NAMESPACES_ANNOTATION = "durablesearch.dev/namespaces"
+ALL_NAMESPACES = "*"
+
+
+def encode_namespaces(namespaces: Sequence[str]) -> str:
+    """The namespaces annotation: the names or patterns, comma-separated; "*" for every one."""
+    return ",".join(namespaces) if namespaces else ALL_NAMESPACES
+
+
+def operator_lease(
+    name: str,
+    identity: str,
+    now: datetime.datetime,
+    *,
+    lease_seconds: int,
+    labels: Mapping[str, str],
+    annotations: Mapping[str, str],
+) -> dict[str, Any]:
     stamp = now.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return {
         "apiVersion": "coordination.k8s.io/v1",
         "kind": "Lease",
-        "metadata": {
-            "name": lease_name(ring, identity),
-            "labels": {RING_LABEL: ring},
-            "annotations": {LEAVING_ANNOTATION: "true" if leaving else "false"},
-        },
+        "metadata": {"name": name, "labels": dict(labels), "annotations": dict(annotations)},
         "spec": {
             "holderIdentity": identity,
             "leaseDurationSeconds": lease_seconds,

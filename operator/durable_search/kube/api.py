@@ -159,18 +159,27 @@ class KubeApi:
     async def create_event(self, namespace: str, event: Mapping[str, Any]) -> Body:
         return await self.client.post(core_path("events", namespace), event)
 
-    # -- Leases of an operator ring ----------------------------------------------------------
+    # -- the operators' Leases (a ring's members, a standalone operator) --------------------
 
-    async def get_lease(self, namespace: str, name: str) -> Body:
-        return await self.client.get(_lease_path(namespace, name))
-
-    async def create_lease(self, namespace: str, body: Mapping[str, Any]) -> Body:
-        return await self.client.post(_lease_path(namespace), body)
-
-    async def replace_lease(self, namespace: str, body: Mapping[str, Any]) -> Body:
-        """PUT ``body`` (it carries the resourceVersion it replaces: 409 if another wrote)."""
-        path = _lease_path(namespace, body["metadata"]["name"])
-        return await self.client.request("PUT", path, body=body)
+    async def write_lease(self, namespace: str, body: Mapping[str, Any]) -> bool:
+        """Create or replace the Lease ``body``; False when another writer came between."""
+        name = body["metadata"]["name"]
+        try:
+            current = await self.client.get(_lease_path(namespace, name))
+        except NotFoundError:
+            try:
+                await self.client.post(_lease_path(namespace), body)
+            except ConflictError:
+                return False
+            return True
+        metadata = {**body["metadata"], "resourceVersion": current["metadata"]["resourceVersion"]}
+        try:
+            await self.client.request(
+                "PUT", _lease_path(namespace, name), body={**body, "metadata": metadata}
+            )
+        except ConflictError:
+            return False
+        return True
 
     async def list_leases(self, namespace: str, selector: str) -> list[Body]:
         items, _version = await self.client.list_all(_lease_path(namespace), labelSelector=selector)
