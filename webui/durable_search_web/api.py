@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -27,6 +27,7 @@ from durable_search.api.constants import (
     SEARCH_PLURAL,
     SearchPhase,
 )
+from durable_search.api.status import SearchResult, search_status, task_status
 from durable_search.api.timestamps import now as utc_now
 from durable_search.api.timestamps import parse_time
 from durable_search.engine import management
@@ -143,7 +144,7 @@ def owned_by(task: Mapping[str, Any], search: Mapping[str, Any], *, controller: 
 
 
 async def recorded_children(
-    request: web.Request, search: Mapping[str, Any], results: list[Mapping[str, Any]]
+    request: web.Request, search: Mapping[str, Any], results: Sequence[SearchResult]
 ) -> dict[str, Body]:
     """The HttpTasks ``results`` record with a page, each read by its recorded name."""
     names = {
@@ -405,9 +406,9 @@ async def _result(request: web.Request, name: str) -> web.Response:
         raise ProblemError(400, f"search {name!r} is {phase.value}: it has no result")
     if not phase.finished:
         return _still_running(name)
-    results = (search.get("status") or {}).get("results") or []
+    results = search_status(search).get("results") or []
     tasks = await recorded_children(request, search, results)
-    bodies = {task_name: text_body(task.get("status") or {}) for task_name, task in tasks.items()}
+    bodies = {task_name: text_body(task_status(task)) for task_name, task in tasks.items()}
     html = output_html(results, bodies)
     return web.Response(text=html, content_type="text/html", headers=THIRD_PARTY_HEADERS)
 
@@ -415,7 +416,7 @@ async def _result(request: web.Request, name: str) -> web.Response:
 async def get_provider_result(request: web.Request) -> web.Response:
     name, provider = request.match_info["id"], request.match_info["provider"]
     search = await lookup(request, name)
-    results = (search.get("status") or {}).get("results") or []
+    results = search_status(search).get("results") or []
     result = next((r for r in results if r.get("name") == provider), None)
     if result is None:
         raise ProblemError(404, f"search {name!r} has no provider {provider[:64]!r}")
@@ -424,7 +425,7 @@ async def get_provider_result(request: web.Request) -> web.Response:
     body = None
     task = (await recorded_children(request, search, [result])).get(result.get("httpTaskName", ""))
     if task is not None:
-        body = text_body(task.get("status") or {})
+        body = text_body(task_status(task))
     return web.Response(
         text=provider_html(result, body), content_type="text/html", headers=THIRD_PARTY_HEADERS
     )
@@ -456,7 +457,7 @@ async def get_watcher(request: web.Request) -> web.Response:
     task = await _watcher_of(request, search)
     if task is None:
         raise ProblemError(404, f"search {name!r} has no watcher")
-    status = task.get("status") or {}
+    status = task_status(task)
     return web.json_response(
         {
             "name": task["metadata"]["name"],
@@ -591,7 +592,7 @@ async def get_timeline(request: web.Request) -> web.Response:
     watcher, each with its last 10 log entries."""
     name = request.match_info["id"]
     search = await lookup(request, name)
-    results = (search.get("status") or {}).get("results") or []
+    results = search_status(search).get("results") or []
     names = {
         str(r["httpTaskName"]) for r in results if validation.is_object_name(r.get("httpTaskName"))
     }

@@ -35,6 +35,7 @@ from durable_search.api.constants import (
     SEARCH_KIND,
     SearchPhase,
 )
+from durable_search.api.status import search_phase, status_of
 from durable_search.api.timestamps import parse_time
 from durable_search.engine.fanout import SearchRef, owner_reference
 from durable_search.engine.names import label_value, watcher_name
@@ -217,7 +218,8 @@ def terminate_patch(reason: str | None) -> Body:
 
 
 def phase_of(search: Mapping[str, Any]) -> SearchPhase:
-    return SearchPhase((search.get("status") or {}).get("phase") or SearchPhase.PENDING)
+    """A Search's phase, from the body (``api.status.search_phase`` of its status)."""
+    return search_phase(status_of(search))
 
 
 @dataclass(frozen=True)
