@@ -2,9 +2,9 @@
 
 Durable Functions users expect a few verbs beyond "start and poll": start under an id of their
 own choosing (idempotently), rerun an instance, purge by filter, terminate with a reason. The
-web service (``durable_search_web.api``, over kubernetes_asyncio) and the CLI
-(``durable_search.commands.manage``, over ``durable_search.kube``) take different roads to the
-API server, but what they write and what they select is decided here, so the two cannot drift:
+web service (``durable_search_web.api``) and the CLI (``durable_search.commands.manage``) both
+reach the API server through ``durable_search.kube``, and what they write and what they select
+is decided here, so the two cannot drift:
 
 - ``start_manifest``: a Search as a start request makes it, with its canonical input kept in the
   ``durablesearch.dev/input`` annotation (what an idempotent ``PUT`` compares);
