@@ -7,6 +7,7 @@ from pathlib import Path
 
 from kubernetes import client
 
+from durable_search.kube.client import KubeClient
 from durable_search.kube.config import load_configuration
 from durable_search_web.cache import SearchCache
 from tests.support.searches import Searches
@@ -33,9 +34,7 @@ def test_the_cache_lists_in_pages_then_follows_the_watch(
     }
 
     async def scenario() -> None:
-        from kubernetes_asyncio import client as k8s
-
-        api = k8s.ApiClient(await load_configuration(str(kubeconfig)))
+        api = KubeClient(await load_configuration(str(kubeconfig)))
         cache = SearchCache(api, isolated_namespace, page_size=2)
         runner = asyncio.create_task(cache.run())
         try:

@@ -91,13 +91,21 @@ def test_one_level_and_chained_comprehensions_compile(text: str) -> None:
 def test_compiles_are_cached_by_text_and_failures_too() -> None:
     first = cel.compile_expression("response.statusCode == 201")
     assert cel.compile_expression("response.statusCode == 201") is first
-    with pytest.raises(cel.InvalidExpression):
-        cel.compile_expression("nope(")
-    before = cel._compile_cached.cache_info().hits
-    with pytest.raises(cel.InvalidExpression):
-        cel.compile_expression("nope(")
-    assert cel._compile_cached.cache_info().hits == before + 1
-    assert cel._compile_cached.cache_info().maxsize == cel.CACHE_SIZE
+    messages = []
+    for _ in range(2):
+        with pytest.raises(cel.InvalidExpression) as refused:
+            cel.compile_expression("nope(")
+        messages.append(refused.value.message)
+    assert messages[0] is messages[1]  # the cached refusal: the library was not asked again
+
+
+def test_the_compile_cache_holds_cache_size_texts_and_forgets_the_least_recent() -> None:
+    texts = [f"response.statusCode == {n} || response.body == 'c'" for n in range(cel.CACHE_SIZE)]
+    compiled = [cel.compile_expression(text) for text in texts]
+    assert all(cel.compile_expression(t) is c for t, c in zip(texts, compiled, strict=True))
+    cel.compile_expression("response.statusCode == -1 || response.body == 'c'")
+    assert cel.compile_expression(texts[-1]) is compiled[-1]
+    assert cel.compile_expression(texts[0]) is not compiled[0]  # the least recent went
 
 
 def test_a_condition_must_be_able_to_give_a_bool() -> None:

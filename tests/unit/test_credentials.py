@@ -1,13 +1,14 @@
-"""Credentials are withheld where a policy says so, before any I/O."""
+"""Credentials are withheld where a policy says so, before any I/O; tokens live as minted."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
-from kubernetes_asyncio import client as k8s
 
 from durable_search.api.models import RequestSpec
 from durable_search.controller.admission import AdmissionGuard, token_audiences
-from durable_search.controller.credentials import Credentials
+from durable_search.controller.credentials import Credentials, TokenCache
 from durable_search.errors import BlockedError
 from durable_search.http.addresses import AddressPolicy
 from durable_search.http.client import ClientSettings
@@ -24,7 +25,8 @@ async def credentials(*, installed: bool, settings: ClientSettings | None = None
     guard = AdmissionGuard(None)
     guard.installed = installed
     guard.api_audiences = frozenset({"https://kubernetes.default.svc"})
-    return Credentials(k8s.ApiClient(), FakeHttp(), settings or ClientSettings(), guard)
+    objects = FakeObjects({}, {})  # never asked: every case here is refused before any read
+    return Credentials(objects, FakeHttp(), settings or ClientSettings(), guard)  # type: ignore[arg-type]
 
 
 def request(**fields: object) -> RequestSpec:
@@ -171,3 +173,37 @@ async def test_tls_material_is_read_from_a_tls_secret_and_a_configmap() -> None:
     )
     with pytest.raises(InvalidRequestError, match=r"not kubernetes\.io/tls"):
         await creds.tls("ns", TlsSpec(client_certificate_secret="opaque"))
+
+
+class FakeTokenRequests:
+    """TokenRequests answered with one expiry timestamp, each with a new token."""
+
+    def __init__(self, expires: str) -> None:
+        self.expires = expires
+        self.minted = 0
+
+    async def request_token(
+        self, namespace: str, account: str, audiences: list[str], seconds: int
+    ) -> dict[str, object]:
+        self.minted += 1
+        return {"status": {"token": f"t{self.minted}", "expirationTimestamp": self.expires}}
+
+
+async def test_a_minted_tokens_lifetime_is_reckoned_on_the_injected_clock() -> None:
+    wall = dt.datetime(2031, 1, 1, tzinfo=dt.UTC)
+    api = FakeTokenRequests("2031-01-01T00:01:40Z")  # 100 s after the clock's now
+    creds = Credentials(
+        api,  # type: ignore[arg-type]
+        FakeHttp(),
+        ClientSettings(),
+        AdmissionGuard(None),
+        clock=lambda: wall,
+    )
+    monotonic = [0.0]
+    creds.tokens = TokenCache(clock=lambda: monotonic[0])
+    creds.identity = ("ns", "operator")
+    assert await creds.operator_token("durable-search-web") == "t1"
+    monotonic[0] = 89.0  # refreshed a tenth of its life (10 s) before it ends
+    assert await creds.operator_token("durable-search-web") == "t1"
+    monotonic[0] = 91.0
+    assert await creds.operator_token("durable-search-web") == "t2"

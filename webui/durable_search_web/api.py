@@ -1,8 +1,10 @@
 """The Durable-style HTTP API: thin views over the shared cache and the Kubernetes API.
 
 Reads of a Search come from the cache (one shared watch); writes and child reads go to the API
-server with the identity ``auth`` chooses. Every route's codes follow Durable Functions' HTTP
-API: 202 + Location while running, 200 when finished, 404 unknown, 410 already finished.
+server (``durable_search.kube.KubeApi``) with the identity ``auth`` chooses. Views decide only
+on the refusals that mean something to them (a missing object); any other refusal becomes a
+problem in one place (``problems.kube_problem``). Every route's codes follow Durable Functions'
+HTTP API: 202 + Location while running, 200 when finished, 404 unknown, 410 already finished.
 
 ``ROUTES`` is the one table of the API: each route's handler and the :class:`Access` it needs,
 which the middleware checks before the handler runs (``access.py``). So a handler never runs
@@ -12,31 +14,28 @@ for a caller who may not call it, and handlers only deal with what they are for.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
-from kubernetes_asyncio import client as k8s
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from durable_search.api.constants import (
-    GROUP,
     HTTPTASK_PLURAL,
-    PROVIDER_PLURAL,
     SEARCH_KIND,
     SEARCH_PLURAL,
-    VERSION,
     SearchPhase,
 )
+from durable_search.api.status import SearchResult, search_status, task_status
 from durable_search.api.timestamps import now as utc_now
 from durable_search.api.timestamps import parse_time
 from durable_search.engine import management
 from durable_search.engine import timeline as timeline_doc
 from durable_search.engine.fanin import output_html, provider_html, text_body
 from durable_search.engine.names import watcher_name
+from durable_search.errors import NotFoundError
+from durable_search.kube.api import KubeApi
 from durable_search_web import status as status_doc
 from durable_search_web import validation
 from durable_search_web.access import (
@@ -108,6 +107,11 @@ def search_urls(request: web.Request, name: str) -> dict[str, str]:
 # -- lookups --------------------------------------------------------------------------------
 
 
+def caller_api(request: web.Request) -> KubeApi:
+    """The Kubernetes API as the identity ``auth`` chose for this request's caller."""
+    return request.app[AUTHORIZER].api_for(request[CALLER])
+
+
 async def lookup(request: web.Request, name: str) -> Body:
     """The Search from the cache; one that was just created may not be there yet: ask the API."""
     validation.check_name(name)
@@ -115,15 +119,11 @@ async def lookup(request: web.Request, name: str) -> Body:
     found = cache.get(name)
     if found is not None:
         return found
-    async with request.app[AUTHORIZER].client_for(request[CALLER]) as api:
-        try:
-            body: Body = await k8s.CustomObjectsApi(api).get_namespaced_custom_object(
-                GROUP, VERSION, cache.namespace, SEARCH_PLURAL, name
-            )
-        except ApiException as error:
-            if error.status == 404:
-                raise ProblemError(404, f"no search {name!r}") from None
-            raise _api_problem(error) from None
+    api = caller_api(request)
+    try:
+        body = await api.get(SEARCH_PLURAL, cache.namespace, name)
+    except NotFoundError:
+        raise ProblemError(404, f"no search {name!r}") from None
     cache.put(body)
     return body
 
@@ -144,7 +144,7 @@ def owned_by(task: Mapping[str, Any], search: Mapping[str, Any], *, controller: 
 
 
 async def recorded_children(
-    request: web.Request, search: Mapping[str, Any], results: list[Mapping[str, Any]]
+    request: web.Request, search: Mapping[str, Any], results: Sequence[SearchResult]
 ) -> dict[str, Body]:
     """The HttpTasks ``results`` record with a page, each read by its recorded name."""
     names = {
@@ -163,41 +163,26 @@ async def owned_children(
         return {}
     namespace = request.app[CACHE].namespace
     gate = asyncio.Semaphore(CHILD_READS_AT_ONCE)
-    async with request.app[AUTHORIZER].client_for(request[CALLER]) as api:
-        custom = k8s.CustomObjectsApi(api)
+    api = caller_api(request)
 
-        async def read(name: str) -> Body | None:
-            async with gate:
-                try:
-                    task: Body = await custom.get_namespaced_custom_object(
-                        GROUP, VERSION, namespace, HTTPTASK_PLURAL, name
-                    )
-                except ApiException as error:
-                    if error.status == 404:
-                        return None  # deleted since (or never made): no page to show
-                    raise _api_problem(error) from None
-            if not owned_by(task, search, controller=True):
-                logger.warning(
-                    "HttpTask %s/%s is recorded by Search %s but not controlled by it: ignored",
-                    namespace,
-                    name,
-                    search["metadata"]["name"],
-                )
-                return None
-            return task
+    async def read(name: str) -> Body | None:
+        async with gate:
+            try:
+                task = await api.get(HTTPTASK_PLURAL, namespace, name)
+            except NotFoundError:
+                return None  # deleted since (or never made): no page to show
+        if not owned_by(task, search, controller=True):
+            logger.warning(
+                "HttpTask %s/%s is recorded by Search %s but not controlled by it: ignored",
+                namespace,
+                name,
+                search["metadata"]["name"],
+            )
+            return None
+        return task
 
-        found = await asyncio.gather(*(read(name) for name in sorted(names)))
+    found = await asyncio.gather(*(read(name) for name in sorted(names)))
     return {task["metadata"]["name"]: task for task in found if task is not None}
-
-
-def _api_problem(error: ApiException) -> ProblemError:
-    try:
-        message = json.loads(error.body or "{}").get("message") or error.reason
-    except ValueError:
-        message = error.reason
-    status = error.status if error.status in (400, 401, 403, 404, 409, 422) else 502
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return ProblemError(status, f"Kubernetes API: {message}", headers)
 
 
 # -- start ----------------------------------------------------------------------------------
@@ -286,54 +271,25 @@ async def _create(request: web.Request, name: str, start: validation.StartReques
         await authorizer.require(caller, CREATE_HTTPTASKS)
     namespace = config.namespace
     body = management.start_manifest(name, start, config.default_ttl_seconds or None)
-    async with authorizer.client_for(caller) as api:
-        custom = k8s.CustomObjectsApi(api)
-        for provider in start.providers:
-            try:
-                found = await custom.get_namespaced_custom_object(
-                    GROUP, VERSION, namespace, PROVIDER_PLURAL, provider
-                )
-            except ApiException as error:
-                if error.status == 404:
-                    raise ProblemError(
-                        400, f"unknown provider {provider!r} in {namespace}"
-                    ) from None
-                raise _api_problem(error) from None
-            validation.check_provider_expressions(provider, found.get("spec") or {})
-        try:
-            created: Body = await custom.create_namespaced_custom_object(
-                GROUP, VERSION, namespace, SEARCH_PLURAL, body
-            )
-        except ApiException as error:
-            if error.status == 409 and _already_exists(error):
-                return None
-            raise _api_problem(error) from None
-        request.app[CACHE].put(created)
-        if start.watcher:
-            await _create_watcher(request, custom, created)
+    api = authorizer.api_for(caller)
+    for provider in start.providers:
+        found = await api.get_provider(namespace, provider)
+        if found is None:
+            raise ProblemError(400, f"unknown provider {provider!r} in {namespace}")
+        validation.check_provider_expressions(provider, found.get("spec") or {})
+    created = await api.create(SEARCH_PLURAL, namespace, body)
+    if created is None:
+        return None  # the name is taken
+    request.app[CACHE].put(created)
+    if start.watcher:
+        await _create_watcher(request, api, created)
     return created
 
 
-def _already_exists(error: ApiException) -> bool:
-    try:
-        return bool(json.loads(error.body or "{}").get("reason") == "AlreadyExists")
-    except ValueError:
-        return False
-
-
-async def _create_watcher(
-    request: web.Request, custom: k8s.CustomObjectsApi, search: Mapping[str, Any]
-) -> None:
-    try:
-        await custom.create_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            request.app[CONFIG].namespace,
-            HTTPTASK_PLURAL,
-            watcher_manifest(request, search),
-        )
-    except ApiException as error:
-        raise _api_problem(error) from None
+async def _create_watcher(request: web.Request, api: KubeApi, search: Mapping[str, Any]) -> None:
+    # Not ``api.create``: an HttpTask already under the watcher's name is not ours (409).
+    namespace = request.app[CONFIG].namespace
+    await api.create_new(HTTPTASK_PLURAL, namespace, watcher_manifest(request, search))
 
 
 def watcher_manifest(request: web.Request, search: Mapping[str, Any]) -> Body:
@@ -450,9 +406,9 @@ async def _result(request: web.Request, name: str) -> web.Response:
         raise ProblemError(400, f"search {name!r} is {phase.value}: it has no result")
     if not phase.finished:
         return _still_running(name)
-    results = (search.get("status") or {}).get("results") or []
+    results = search_status(search).get("results") or []
     tasks = await recorded_children(request, search, results)
-    bodies = {task_name: text_body(task.get("status") or {}) for task_name, task in tasks.items()}
+    bodies = {task_name: text_body(task_status(task)) for task_name, task in tasks.items()}
     html = output_html(results, bodies)
     return web.Response(text=html, content_type="text/html", headers=THIRD_PARTY_HEADERS)
 
@@ -460,7 +416,7 @@ async def _result(request: web.Request, name: str) -> web.Response:
 async def get_provider_result(request: web.Request) -> web.Response:
     name, provider = request.match_info["id"], request.match_info["provider"]
     search = await lookup(request, name)
-    results = (search.get("status") or {}).get("results") or []
+    results = search_status(search).get("results") or []
     result = next((r for r in results if r.get("name") == provider), None)
     if result is None:
         raise ProblemError(404, f"search {name!r} has no provider {provider[:64]!r}")
@@ -469,7 +425,7 @@ async def get_provider_result(request: web.Request) -> web.Response:
     body = None
     task = (await recorded_children(request, search, [result])).get(result.get("httpTaskName", ""))
     if task is not None:
-        body = text_body(task.get("status") or {})
+        body = text_body(task_status(task))
     return web.Response(
         text=provider_html(result, body), content_type="text/html", headers=THIRD_PARTY_HEADERS
     )
@@ -486,15 +442,11 @@ def _still_running(name: str) -> web.Response:
 async def _watcher_of(request: web.Request, search: Mapping[str, Any]) -> Body | None:
     """The Search's watcher HttpTask, if it has one (and owns it)."""
     name = search["metadata"]["name"]
-    async with request.app[AUTHORIZER].client_for(request[CALLER]) as api:
-        try:
-            task: Body = await k8s.CustomObjectsApi(api).get_namespaced_custom_object(
-                GROUP, VERSION, request.app[CACHE].namespace, HTTPTASK_PLURAL, watcher_name(name)
-            )
-        except ApiException as error:
-            if error.status == 404:
-                return None
-            raise _api_problem(error) from None
+    api = caller_api(request)
+    try:
+        task = await api.get(HTTPTASK_PLURAL, request.app[CACHE].namespace, watcher_name(name))
+    except NotFoundError:
+        return None
     return task if owned_by(task, search, controller=False) else None
 
 
@@ -505,7 +457,7 @@ async def get_watcher(request: web.Request) -> web.Response:
     task = await _watcher_of(request, search)
     if task is None:
         raise ProblemError(404, f"search {name!r} has no watcher")
-    status = task.get("status") or {}
+    status = task_status(task)
     return web.json_response(
         {
             "name": task["metadata"]["name"],
@@ -565,19 +517,10 @@ async def terminate(request: web.Request) -> web.Response:
         raise ProblemError(
             410, f"search {name!r} already finished ({status_doc.runtime_status(search)})"
         )
-    async with request.app[AUTHORIZER].client_for(request[CALLER]) as api:
-        try:
-            await k8s.CustomObjectsApi(api).patch_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                request.app[CACHE].namespace,
-                SEARCH_PLURAL,
-                name,
-                management.terminate_patch(reason),
-                _content_type="application/merge-patch+json",  # type: ignore[call-arg]
-            )
-        except ApiException as error:
-            raise _api_problem(error) from None
+    api = caller_api(request)
+    await api.patch(
+        SEARCH_PLURAL, request.app[CACHE].namespace, name, management.terminate_patch(reason)
+    )
     return web.json_response({"id": name, "terminating": True}, status=202)
 
 
@@ -586,10 +529,9 @@ async def purge(request: web.Request) -> web.Response:
     search = await lookup(request, name)
     if not status_doc.is_finished(search):
         raise ProblemError(409, f"search {name!r} is still running: terminate it first")
-    async with request.app[AUTHORIZER].client_for(request[CALLER]) as api:
-        custom = k8s.CustomObjectsApi(api)
-        if not await _delete(request, custom, name, search["metadata"]["uid"]):
-            raise ProblemError(404, f"no search {name!r}")
+    api = caller_api(request)
+    if not await _delete(request, api, name, search["metadata"]["uid"]):
+        raise ProblemError(404, f"no search {name!r}")
     return web.json_response({"instancesDeleted": 1})
 
 
@@ -598,35 +540,21 @@ async def purge_many(request: web.Request) -> web.Response:
     selection = validation.parse_purge(request.query)
     chosen = management.purge_selection(request.app[CACHE].all(), selection)
     gate = asyncio.Semaphore(CHILD_READS_AT_ONCE)
-    async with request.app[AUTHORIZER].client_for(request[CALLER]) as api:
-        custom = k8s.CustomObjectsApi(api)
+    api = caller_api(request)
 
-        async def delete(name: str, uid: str) -> bool:
-            async with gate:
-                return await _delete(request, custom, name, uid)
+    async def delete(name: str, uid: str) -> bool:
+        async with gate:
+            return await _delete(request, api, name, uid)
 
-        deleted = await asyncio.gather(*(delete(name, uid) for name, uid in chosen))
+    deleted = await asyncio.gather(*(delete(name, uid) for name, uid in chosen))
     return web.json_response({"instancesDeleted": sum(deleted)})
 
 
-async def _delete(request: web.Request, custom: k8s.CustomObjectsApi, name: str, uid: str) -> bool:
+async def _delete(request: web.Request, api: KubeApi, name: str, uid: str) -> bool:
     """Delete the Search ``name`` if it is still the one with ``uid`` (False: gone already,
     or re-created under the name since)."""
-    try:
-        await custom.delete_namespaced_custom_object(
-            GROUP,
-            VERSION,
-            request.app[CACHE].namespace,
-            SEARCH_PLURAL,
-            name,
-            body=k8s.V1DeleteOptions(
-                propagation_policy="Background", preconditions=k8s.V1Preconditions(uid=uid)
-            ),
-        )
-    except ApiException as error:
-        if error.status in (404, 409):
-            return False
-        raise _api_problem(error) from None
+    if not await api.delete_exact(SEARCH_PLURAL, request.app[CACHE].namespace, name, uid):
+        return False
     request.app[CACHE].remove(name)
     return True
 
@@ -638,34 +566,23 @@ async def rerun(request: web.Request) -> web.Response:
     authorizer = request.app[AUTHORIZER]
     caller = request[CALLER]
     namespace = request.app[CACHE].namespace
-    async with authorizer.client_for(caller) as api:
-        custom = k8s.CustomObjectsApi(api)
-        try:
-            # The full spec (inline providers too): the cache holds a slimmed copy.
-            original: Body = await custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, SEARCH_PLURAL, name
-            )
-        except ApiException as error:
-            if error.status == 404:
-                raise ProblemError(404, f"no search {name!r}") from None
-            raise _api_problem(error) from None
-        watched = await _watcher_of(request, original) is not None
-        if watched:
-            await authorizer.require(caller, CREATE_HTTPTASKS)
-        new_name = management.new_search_name()
-        try:
-            created: Body = await custom.create_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                namespace,
-                SEARCH_PLURAL,
-                management.rerun_manifest(original, new_name),
-            )
-        except ApiException as error:
-            raise _api_problem(error) from None
-        request.app[CACHE].put(created)
-        if watched:
-            await _create_watcher(request, custom, created)
+    api = authorizer.api_for(caller)
+    try:
+        # The full spec (inline providers too): the cache holds a slimmed copy.
+        original = await api.get(SEARCH_PLURAL, namespace, name)
+    except NotFoundError:
+        raise ProblemError(404, f"no search {name!r}") from None
+    watched = await _watcher_of(request, original) is not None
+    if watched:
+        await authorizer.require(caller, CREATE_HTTPTASKS)
+    new_name = management.new_search_name()
+    # Not ``api.create``: the name is new, so a conflict is the client's to hear (409).
+    created = await api.create_new(
+        SEARCH_PLURAL, namespace, management.rerun_manifest(original, new_name)
+    )
+    request.app[CACHE].put(created)
+    if watched:
+        await _create_watcher(request, api, created)
     return _started(request, new_name)
 
 
@@ -675,7 +592,7 @@ async def get_timeline(request: web.Request) -> web.Response:
     watcher, each with its last 10 log entries."""
     name = request.match_info["id"]
     search = await lookup(request, name)
-    results = (search.get("status") or {}).get("results") or []
+    results = search_status(search).get("results") or []
     names = {
         str(r["httpTaskName"]) for r in results if validation.is_object_name(r.get("httpTaskName"))
     }
@@ -688,14 +605,9 @@ async def get_timeline(request: web.Request) -> web.Response:
 
 async def list_providers(request: web.Request) -> web.Response:
     """SearchProvider names of the namespace (for the page's provider choice)."""
-    async with request.app[AUTHORIZER].client_for(request[CALLER]) as api:
-        try:
-            listed = await k8s.CustomObjectsApi(api).list_namespaced_custom_object(
-                GROUP, VERSION, request.app[CACHE].namespace, PROVIDER_PLURAL
-            )
-        except ApiException as error:
-            raise _api_problem(error) from None
-    names = sorted(item["metadata"]["name"] for item in listed.get("items", []))
+    api = caller_api(request)
+    listed = await api.list_providers(request.app[CACHE].namespace)
+    names = sorted(item["metadata"]["name"] for item in listed)
     return web.json_response({"items": names}, headers={"Cache-Control": "no-store"})
 
 

@@ -6,7 +6,8 @@ wheel (``durable_search_web/static``) and the page uses relative URLs only, so i
 any host, port or path prefix.
 
 Every request goes through the same middlewares, outermost first: problems (every error is
-``application/problem+json``, an unexpected one a bare 500 that reveals nothing), headers,
+``application/problem+json``, a Kubernetes API refusal no handler decided on is mapped once by
+``problems.kube_problem``, an unexpected error is a bare 500 that reveals nothing), headers,
 origin (who the client is, ``X-Forwarded-*`` from trusted proxies only: ``forwarded.py``), and
 access (the route's declared permissions, ``access.py``, then the start rate), so no handler
 runs before its caller is known and allowed.
@@ -22,10 +23,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from importlib import resources
 
 from aiohttp import web
-from kubernetes_asyncio import client as k8s
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from durable_search.kube.config import load_configuration
+from durable_search.errors import KubeApiError
+from durable_search.kube.api import KubeApi
 from durable_search_web import forwarded
 from durable_search_web.access import GET_METRICS, PUBLIC, Access, Route
 from durable_search_web.api import ROUTES, setup_routes
@@ -47,7 +48,7 @@ from durable_search_web.config import (
 )
 from durable_search_web.limits import LongPollSlots, StartLimiter
 from durable_search_web.openapi import openapi_document
-from durable_search_web.problems import ProblemError, problem_response
+from durable_search_web.problems import ProblemError, kube_problem, problem_response
 
 logger = logging.getLogger("durable_search_web")
 STATIC = resources.files("durable_search_web") / "static"
@@ -87,13 +88,10 @@ def create_app(config: WebConfig) -> web.Application:
 async def kubernetes_context(app: web.Application) -> AsyncIterator[None]:
     """The API client and the one shared watch, for the app's lifetime."""
     config = app[CONFIG]
-    configuration = await load_configuration(config.kubeconfig)
-    api = k8s.ApiClient(configuration)
-    cache = SearchCache(api, config.namespace)
+    api = await KubeApi.connect(config.kubeconfig)
+    cache = SearchCache(api.client, config.namespace)
     app[CACHE] = cache
-    app[AUTHORIZER] = Authorizer(
-        config.auth, configuration, api, config.namespace, config.watcher_users
-    )
+    app[AUTHORIZER] = Authorizer(config.auth, api, config.namespace, config.watcher_users)
     watch = asyncio.create_task(cache.run(), name="search-watch")
     try:
         yield
@@ -112,6 +110,9 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
         response = await handler(request)
     except ProblemError as problem:
         response = problem_response(problem.status, problem.detail, problem.headers)
+    except KubeApiError as error:
+        mapped = kube_problem(error)
+        response = problem_response(mapped.status, mapped.detail, mapped.headers)
     except web.HTTPException as error:
         if error.status < 400:
             raise

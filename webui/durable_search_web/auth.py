@@ -21,21 +21,21 @@ from __future__ import annotations
 
 import base64
 import binascii
-import copy
 import json
 import logging
 import re
 import time
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
 from aiohttp import web
-from kubernetes_asyncio import client as k8s
-from kubernetes_asyncio.client.exceptions import ApiException
 
 from durable_search.api.constants import GROUP
+from durable_search.api.status import Body
+from durable_search.errors import KubeApiError
+from durable_search.kube.api import KubeApi
+from durable_search.kube.client import answered_status
 from durable_search_web.access import (
     ANONYMOUS,
     SERVICE,
@@ -45,7 +45,7 @@ from durable_search_web.access import (
     Permission,
 )
 from durable_search_web.bounded import BoundedTtlMap, token_key
-from durable_search_web.problems import ProblemError
+from durable_search_web.problems import ProblemError, status_phrase
 
 logger = logging.getLogger("durable_search_web.auth")
 
@@ -72,8 +72,7 @@ class Authorizer:
     def __init__(
         self,
         mode: AuthMode,
-        configuration: k8s.Configuration,
-        own: k8s.ApiClient,
+        own: KubeApi,
         namespace: str,
         watcher_users: frozenset[str] = frozenset(),
         clock: Callable[[], float] = time.monotonic,
@@ -81,7 +80,6 @@ class Authorizer:
     ) -> None:
         self.mode = mode
         self.watcher_users = watcher_users
-        self._configuration = configuration
         self._own = own
         self._namespace = namespace
         self._clock = clock
@@ -131,55 +129,40 @@ class Authorizer:
 
     # -- acting for the caller ---------------------------------------------------------------
 
-    @asynccontextmanager
-    async def client_for(self, caller: Caller) -> AsyncIterator[k8s.ApiClient]:
-        """The API client to act with for ``caller`` (the caller's own token in client mode)."""
+    def api_for(self, caller: Caller) -> KubeApi:
+        """The API to act with for ``caller``: the caller's own token in client mode (on the
+        token-only connections of ``KubeClient.as_token``, never the service's certificate)."""
         if caller.acts_as_service:
-            yield self._own
-            return
+            return self._own
         if caller.token is None:
             raise unauthenticated("a bearer token is required (--auth client)")
-        api = k8s.ApiClient(self._caller_configuration(caller.token))
-        try:
-            yield api
-        finally:
-            await api.close()
+        return self._own.as_token(caller.token)
 
     # -- reviews -----------------------------------------------------------------------------
 
     async def _review(self, token: str, key: str, permission: Permission) -> bool:
-        if permission.path is not None:
-            spec = k8s.V1SelfSubjectAccessReviewSpec(
-                non_resource_attributes=k8s.V1NonResourceAttributes(
-                    path=permission.path, verb=permission.verb
-                )
-            )
-        else:
-            spec = k8s.V1SelfSubjectAccessReviewSpec(
-                resource_attributes=k8s.V1ResourceAttributes(
-                    group=GROUP,
-                    resource=permission.resource,
-                    verb=permission.verb,
-                    namespace=self._namespace,
-                )
-            )
-        caller = k8s.ApiClient(self._caller_configuration(token))
         try:
-            answer = await k8s.AuthorizationV1Api(caller).create_self_subject_access_review(
-                k8s.V1SelfSubjectAccessReview(spec=spec)
-            )
-        except ApiException as error:
-            if error.status == 401:
+            return await self._own.as_token(token).access_review(self._attributes(permission))
+        except KubeApiError as error:
+            if answered_status(error) == 401:
                 self._unauthenticated.put(key, True, self._clock() + UNAUTHENTICATED_TTL_SECONDS)
                 raise unauthenticated(
                     "the bearer token was not accepted by the API server"
                 ) from None
-            raise ProblemError(
-                502, f"access review failed: {error.status} {error.reason}"
-            ) from None
-        finally:
-            await caller.close()
-        return bool(answer.status and answer.status.allowed)
+            raise ProblemError(502, f"access review failed: {status_phrase(error)}") from None
+
+    def _attributes(self, permission: Permission) -> Body:
+        """The SelfSubjectAccessReview spec that asks for ``permission``."""
+        if permission.path is not None:
+            return {"nonResourceAttributes": {"path": permission.path, "verb": permission.verb}}
+        return {
+            "resourceAttributes": {
+                "group": GROUP,
+                "resource": permission.resource,
+                "verb": permission.verb,
+                "namespace": self._namespace,
+            }
+        }
 
     async def _watcher_user(self, token: str) -> str:
         """The ``--watcher-user`` this token authenticates for our audience, or ""."""
@@ -187,30 +170,17 @@ class Authorizer:
         cached = self._watchers.get(key, self._clock())
         if cached is not None:
             return cached
-        review = k8s.V1TokenReview(
-            spec=k8s.V1TokenReviewSpec(token=token, audiences=[WATCHER_AUDIENCE])
-        )
         try:
-            answer = await k8s.AuthenticationV1Api(self._own).create_token_review(review)
-        except ApiException as error:
+            status = await self._own.review_token(token, [WATCHER_AUDIENCE])
+        except KubeApiError as error:
             # Not cached, and not a 401 (the watcher would stop): the watcher retries a 502.
             logger.warning(
-                "TokenReview failed (%s %s): the web service needs `create tokenreviews` "
+                "TokenReview failed (%s): the web service needs `create tokenreviews` "
                 "(cluster-scoped) in --auth client mode",
-                error.status,
-                error.reason,
+                status_phrase(error),
             )
-            raise ProblemError(502, f"token review failed: {error.status} {error.reason}") from None
-        status = answer.status
-        user = ""
-        if (
-            status is not None
-            and status.authenticated
-            and WATCHER_AUDIENCE in (status.audiences or ())
-            and status.user is not None
-            and status.user.username in self.watcher_users
-        ):
-            user = str(status.user.username)
+            raise ProblemError(502, f"token review failed: {status_phrase(error)}") from None
+        user = self._reviewed_watcher(status)
         ttl = WATCHER_REVIEW_TTL_SECONDS
         expires_in = unverified_expiry(token) - time.time()
         if user and expires_in < ttl:
@@ -218,16 +188,17 @@ class Authorizer:
         self._watchers.put(key, user, self._clock() + ttl)
         return user
 
-    def _caller_configuration(self, token: str) -> k8s.Configuration:
-        configuration = copy.copy(self._configuration)
-        configuration.api_key = {"BearerToken": f"Bearer {token}"}
-        configuration.api_key_prefix = {}
-        configuration.refresh_api_key_hook = None  # never refresh into the service's own token
-        configuration.cert_file = None
-        configuration.key_file = None
-        configuration.username = None
-        configuration.password = None
-        return configuration
+    def _reviewed_watcher(self, status: Body) -> str:
+        """The reviewed user if the TokenReview authenticated a ``--watcher-user`` for our
+        audience, else ""."""
+        username = (status.get("user") or {}).get("username")
+        if (
+            status.get("authenticated")
+            and WATCHER_AUDIENCE in (status.get("audiences") or ())
+            and username in self.watcher_users
+        ):
+            return str(username)
+        return ""
 
 
 def bearer_token(request: web.Request) -> str:

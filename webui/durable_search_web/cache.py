@@ -3,37 +3,39 @@
 Every status request and every long-poll is answered from here: however many clients wait, the
 API server sees one list and one watch. A waiter holds the Search's current *change event*;
 each change sets it and installs a fresh one, so a waiter wakes exactly when its Search changes.
-The watch resumes from its last resourceVersion, uses bookmarks, and re-lists on 410 Gone.
+The watch resumes from its last resourceVersion, uses bookmarks, and re-lists at once on 410 Gone
+(after a backoff on any other failure).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Mapping
 from typing import Any
 
-from kubernetes_asyncio import client as k8s
-from kubernetes_asyncio import watch as k8s_watch
-
-from durable_search.api.constants import GROUP, SEARCH_PLURAL, VERSION
+from durable_search.api.constants import SEARCH_PLURAL
+from durable_search.api.status import Body
+from durable_search.errors import ApiError
+from durable_search.kube.api import custom_path
+from durable_search.kube.client import KubeClient
 from durable_search.kube.objects import version_order, without_bookkeeping
 
 logger = logging.getLogger("durable_search_web.cache")
-Body = dict[str, Any]
 
 WATCH_TIMEOUT_SECONDS = 240
 LIST_PAGE = 500
+GONE = 410  # the resourceVersion is too old to watch from: list again
 _BACKOFF = (0.5, 1, 2, 5, 10)
 
 
 class SearchCache:
-    def __init__(
-        self, api_client: k8s.ApiClient, namespace: str, page_size: int = LIST_PAGE
-    ) -> None:
-        self._custom = k8s.CustomObjectsApi(api_client)
+    def __init__(self, client: KubeClient, namespace: str, page_size: int = LIST_PAGE) -> None:
+        self._client = client
         self.namespace = namespace
+        self._path = custom_path(SEARCH_PLURAL, namespace)
         self._page_size = page_size
         self._items: dict[str, Body] = {}
         self._changes: dict[str, asyncio.Event] = {}
@@ -104,26 +106,18 @@ class SearchCache:
                 await asyncio.sleep(delay)
 
     async def _list(self) -> None:
-        # In pages: one response holding every Search would set the process's peak memory.
+        # In pages, each slimmed as it comes: one response holding every Search (or every page
+        # in full) would set the process's peak memory.
         fresh: dict[str, Body] = {}
-        token = ""
-        while True:
-            page = await self._custom.list_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                self.namespace,
-                SEARCH_PLURAL,
-                limit=self._page_size,
-                _continue=token,
-            )
-            for item in page.get("items", []):
+        version = ""
+        pages = self._client.list_pages(self._path, page=self._page_size)
+        async for items, page_version in pages:
+            for item in items:
                 fresh[item["metadata"]["name"]] = compact(item)
-            token = page["metadata"].get("continue") or ""
-            if not token:
-                break
+            version = page_version
         gone = self._items.keys() - fresh.keys()
         self._items = fresh
-        self._resource_version = page["metadata"]["resourceVersion"]
+        self._resource_version = version
         for name in list(self._changes):
             if name in gone or name in fresh:
                 self._notify(name)
@@ -132,37 +126,40 @@ class SearchCache:
 
     async def _watch(self) -> bool:
         """One watch request; True to continue from where it ended, False to re-list."""
-        watcher = k8s_watch.Watch()
-        stream = watcher.stream(
-            self._custom.list_namespaced_custom_object,
-            GROUP,
-            VERSION,
-            self.namespace,
-            SEARCH_PLURAL,
-            resource_version=self._resource_version,
-            allow_watch_bookmarks=True,
-            timeout_seconds=WATCH_TIMEOUT_SECONDS,
+        events = self._client.watch(
+            self._path, self._resource_version, timeout_seconds=WATCH_TIMEOUT_SECONDS
         )
         try:
-            async for event in stream:
-                self.last_contact = time.monotonic()
-                kind = event["type"]
-                body = event["object"]
-                if kind == "ERROR":
-                    logger.info("watch expired (%s); re-listing", body.get("message"))
-                    return False
-                if isinstance(body, dict):
-                    version = body.get("metadata", {}).get("resourceVersion")
-                    if version:
-                        self._resource_version = version
-                if kind == "BOOKMARK":
-                    continue
-                if kind == "DELETED":
-                    self.remove(body["metadata"]["name"])
-                else:
-                    self.put(body)
-        finally:
-            watcher.stop()
+            async with contextlib.aclosing(events):
+                async for event in events:
+                    self.last_contact = time.monotonic()
+                    if not self._apply(event):
+                        return False
+        except ApiError as error:
+            if error.status != GONE:
+                raise
+            logger.info("watch expired (%s); re-listing", error.message)
+            return False
+        return True
+
+    def _apply(self, event: Mapping[str, Any]) -> bool:
+        """Fold one watch event into the cache; False when the watch expired (re-list)."""
+        kind = event.get("type")
+        body = event.get("object") or {}
+        if kind == "ERROR":
+            if body.get("code") == GONE:
+                logger.info("watch expired (%s); re-listing", body.get("message"))
+                return False
+            raise ApiError(str(body.get("message") or "watch error"), int(body.get("code") or 0))
+        version = (body.get("metadata") or {}).get("resourceVersion")
+        if version:
+            self._resource_version = version
+        if kind == "BOOKMARK":
+            return True
+        if kind == "DELETED":
+            self.remove(body["metadata"]["name"])
+        else:
+            self.put(body)
         return True
 
 

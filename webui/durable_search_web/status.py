@@ -12,15 +12,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from durable_search.api.constants import SearchPhase
+from durable_search.api.status import search_finished, search_phase, search_status
 from durable_search.api.timestamps import format_time, parse_time
 
 
 def runtime_status(search: Mapping[str, Any]) -> SearchPhase:
-    return SearchPhase((search.get("status") or {}).get("phase") or SearchPhase.PENDING)
+    """Durable's ``runtimeStatus``: the Search's phase (``api.status.search_phase``)."""
+    return search_phase(search_status(search))
 
 
 def is_finished(search: Mapping[str, Any]) -> bool:
-    return runtime_status(search).finished
+    return search_finished(search_status(search))
 
 
 def etag(search: Mapping[str, Any]) -> str:
@@ -28,7 +30,7 @@ def etag(search: Mapping[str, Any]) -> str:
 
 
 def last_updated(search: Mapping[str, Any]) -> str:
-    status = search.get("status") or {}
+    status = search_status(search)
     candidates = [status.get("completionTime"), status.get("startTime")]
     candidates += [c.get("lastTransitionTime") for c in status.get("conditions") or ()]
     times = [t for t in (parse_time(c) for c in candidates if c) if t is not None]
@@ -39,8 +41,8 @@ def last_updated(search: Mapping[str, Any]) -> str:
 def status_document(search: Mapping[str, Any], urls: Mapping[str, str]) -> dict[str, Any]:
     """The status JSON for ``GET /api/searches/{id}`` (``urls`` are the absolute route URLs)."""
     spec = search.get("spec") or {}
-    status = search.get("status") or {}
-    phase = runtime_status(search)
+    status = search_status(search)
+    phase = search_phase(status)
     results = status.get("results") or []
     summary = {
         "progress": status.get("progress", ""),

@@ -6,13 +6,14 @@ web, CLI) names its fields once and mypy catches a misspelt one. All are ``total
 status is built up over a task's life, and a field is absent until it means something.
 
 ``Body`` (an object as the API serves it) and ``Key`` (namespace, name) are defined here once;
-``task_phase`` and ``search_phase`` are the one way to ask "how far has it got?".
+``task_phase`` and ``search_phase`` are the one way to ask "how far has it got?", and
+``search_status`` / ``task_status`` read an object's status as its shape.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, TypedDict
+from typing import Any, TypedDict, cast
 
 from durable_search.api.constants import SearchPhase, TaskPhase
 
@@ -126,3 +127,13 @@ def status_of(body: Mapping[str, Any]) -> Mapping[str, Any]:
     """An object's status, ``{}`` before the operator wrote one."""
     status: Mapping[str, Any] = body.get("status") or {}
     return status
+
+
+def search_status(body: Mapping[str, Any]) -> SearchStatus:
+    """A Search's status as its shape (what the operator wrote; ``{}`` before it wrote one)."""
+    return cast(SearchStatus, status_of(body))
+
+
+def task_status(body: Mapping[str, Any]) -> HttpTaskStatus:
+    """An HttpTask's status as its shape (what the operator wrote; ``{}`` before it wrote one)."""
+    return cast(HttpTaskStatus, status_of(body))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import datetime as dt
 import json
 import math
 import re
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, urlencode, urlsplit
 
+from durable_search.api import timestamps
 from durable_search.api.models import (
     ConfigMapKeyRef,
     OAuth2ClientCredentials,
@@ -48,14 +50,13 @@ from durable_search.errors import (
     ExchangeError,
     InvalidRequestError,
     KubeApiError,
-    NotFoundError,
     TransportError,
 )
 from durable_search.http.client import ClientSettings, HttpClient, OutgoingRequest
 from durable_search.http.executor import RequestHeader
 from durable_search.http.tls import TlsMaterial
 from durable_search.kube.api import KubeApi
-from durable_search.kube.client import ApiError
+from durable_search.kube.client import ApiError, answered_status
 
 # Refresh a token when less than this share of its lifetime is left (at most a minute early).
 REFRESH_FRACTION = 0.1
@@ -148,11 +149,13 @@ class Credentials:
         http: HttpClient,
         settings: ClientSettings,
         guard: AdmissionGuard,
+        clock: Callable[[], dt.datetime] = timestamps.now,
     ) -> None:
         self._api = api
         self._http = http
         self._settings = settings
         self._guard = guard
+        self._clock = clock  # wall-clock: a minted token's expiry is a timestamp
         self.tokens = TokenCache()
         # (namespace, name) of the operator's own ServiceAccount, when it runs as one.
         self.identity: tuple[str, str] | None = None
@@ -305,7 +308,7 @@ class Credentials:
             ) from None
         status = issued.get("status") or {}
         expires = parse_time(status.get("expirationTimestamp"))
-        lifetime = expires.timestamp() - time.time() if expires else seconds
+        lifetime = (expires - self._clock()).total_seconds() if expires else seconds
         return str(status.get("token") or ""), float(lifetime)
 
     async def _oauth2_token(self, namespace: str, source: OAuth2ClientCredentials) -> str:
@@ -390,7 +393,7 @@ def _header_value(value: str, ref: SecretKeyRef | None) -> str:
 
 def _api_error(what: str, error: KubeApiError) -> ExchangeError:
     """A failed API call as an outcome: a server-side hiccup is retried, the rest is not."""
-    status = 404 if isinstance(error, NotFoundError) else getattr(error, "status", 0)
+    status = answered_status(error)
     message = f"{what}: {status} {error.message}"
     if isinstance(error, ApiError) and (status == 429 or status >= 500):
         return TransportError(message)

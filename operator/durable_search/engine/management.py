@@ -2,9 +2,9 @@
 
 Durable Functions users expect a few verbs beyond "start and poll": start under an id of their
 own choosing (idempotently), rerun an instance, purge by filter, terminate with a reason. The
-web service (``durable_search_web.api``, over kubernetes_asyncio) and the CLI
-(``durable_search.commands.manage``, over ``durable_search.kube``) take different roads to the
-API server, but what they write and what they select is decided here, so the two cannot drift:
+web service (``durable_search_web.api``) and the CLI (``durable_search.commands.manage``) both
+reach the API server through ``durable_search.kube``, and what they write and what they select
+is decided here, so the two cannot drift:
 
 - ``start_manifest``: a Search as a start request makes it, with its canonical input kept in the
   ``durablesearch.dev/input`` annotation (what an idempotent ``PUT`` compares);
@@ -35,6 +35,7 @@ from durable_search.api.constants import (
     SEARCH_KIND,
     SearchPhase,
 )
+from durable_search.api.status import search_phase, status_of
 from durable_search.api.timestamps import parse_time
 from durable_search.engine.fanout import SearchRef, owner_reference
 from durable_search.engine.names import label_value, watcher_name
@@ -217,7 +218,8 @@ def terminate_patch(reason: str | None) -> Body:
 
 
 def phase_of(search: Mapping[str, Any]) -> SearchPhase:
-    return SearchPhase((search.get("status") or {}).get("phase") or SearchPhase.PENDING)
+    """A Search's phase, from the body (``api.status.search_phase`` of its status)."""
+    return search_phase(status_of(search))
 
 
 @dataclass(frozen=True)

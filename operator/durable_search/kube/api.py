@@ -126,6 +126,51 @@ class KubeApi:
         except NotFoundError:
             return None
 
+    # -- the web service's calls: as a caller, strict writes, reviews ------------------------
+
+    def as_token(self, token: str) -> KubeApi:
+        """These verbs as the caller whose bearer token is ``token`` (``KubeClient.as_token``)."""
+        return KubeApi(self.client.as_token(token))
+
+    async def create_new(self, plural: str, namespace: str, body: Mapping[str, Any]) -> Body:
+        """Create ``body``; ``ConflictError`` when its name is taken (``create`` answers None)."""
+        return await self.client.post(custom_path(plural, namespace), body)
+
+    async def delete_exact(self, plural: str, namespace: str, name: str, uid: str) -> bool:
+        """Delete the object if it is still the one with ``uid``; False when it is gone, or was
+        re-created under the name since (the uid precondition fails: 409)."""
+        options = {"propagationPolicy": "Background", "preconditions": {"uid": uid}}
+        try:
+            await self.client.delete(custom_path(plural, namespace, name), options)
+        except (NotFoundError, ConflictError):
+            return False
+        return True
+
+    async def access_review(self, attributes: Mapping[str, Any]) -> bool:
+        """Whether this client's identity may do what ``attributes`` name: a
+        SelfSubjectAccessReview's spec (``resourceAttributes`` or ``nonResourceAttributes``)."""
+        review = {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SelfSubjectAccessReview",
+            "spec": dict(attributes),
+        }
+        answer = await self.client.post(
+            "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", review
+        )
+        return bool((answer.get("status") or {}).get("allowed"))
+
+    async def review_token(self, token: str, audiences: list[str]) -> Body:
+        """A TokenReview of ``token`` for ``audiences``: its ``status`` (``authenticated``,
+        ``user``, ``audiences``), ``{}`` when the API server wrote none."""
+        review = {
+            "apiVersion": "authentication.k8s.io/v1",
+            "kind": "TokenReview",
+            "spec": {"token": token, "audiences": audiences},
+        }
+        answer = await self.client.post("/apis/authentication.k8s.io/v1/tokenreviews", review)
+        status: Body = answer.get("status") or {}
+        return status
+
     # -- core calls --------------------------------------------------------------------------
 
     async def read_secret(self, namespace: str, name: str) -> Body:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
@@ -161,17 +161,29 @@ class KubeClient:
     async def list_all(self, path: str, *, page: int = 500, **query: Any) -> tuple[list[Body], str]:
         """Every item, listed in pages; and the list's resourceVersion (to watch from)."""
         items: list[Body] = []
+        version = ""
+        async for listed, page_version in self.list_pages(path, page=page, **query):
+            items.extend(listed)
+            version = page_version
+        return items, version
+
+    async def list_pages(
+        self, path: str, *, page: int = 500, **query: Any
+    ) -> AsyncGenerator[tuple[list[Body], str], None]:
+        """The list page by page as it arrives, each with the list's resourceVersion: for a
+        caller that keeps less of each item than the API serves (its peak is one page)."""
         token = ""
         while True:
             answer = await self.get(path, limit=page, **{"continue": token}, **query)
-            items.extend(answer.get("items") or [])
-            token = (answer.get("metadata") or {}).get("continue") or ""
+            metadata = answer.get("metadata") or {}
+            yield answer.get("items") or [], str(metadata.get("resourceVersion") or "")
+            token = metadata.get("continue") or ""
             if not token:
-                return items, str((answer.get("metadata") or {}).get("resourceVersion") or "")
+                return
 
     async def watch(
         self, path: str, resource_version: str, *, timeout_seconds: int = 240, **query: Any
-    ) -> AsyncIterator[Body]:
+    ) -> AsyncGenerator[Body, None]:
         """One watch request's events (bookmarks included); ends when the server ends it."""
         parameters = {
             "watch": "true",
@@ -205,6 +217,17 @@ def refusal(status: int, text: str, reason: str | None) -> KubeApiError:
     if status in (400, 413, 422):
         return RefusedError(message, status)
     return ApiError(message, status)
+
+
+def answered_status(error: KubeApiError) -> int:
+    """The HTTP status the API server answered with ``error`` (0: not one of its answers)."""
+    if isinstance(error, NotFoundError):
+        return 404
+    if isinstance(error, ConflictError):
+        return 409
+    if isinstance(error, RefusedError | ApiError):
+        return error.status
+    return 0
 
 
 def is_transient(error: BaseException) -> bool:
