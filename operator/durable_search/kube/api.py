@@ -19,7 +19,13 @@ from durable_search.api.constants import (
     VERSION,
 )
 from durable_search.api.status import Body
-from durable_search.errors import ConflictError, CrdsMissingError, NotFoundError
+from durable_search.errors import (
+    ApiError,
+    ConflictError,
+    CrdsMissingError,
+    NotFoundError,
+    RefusedError,
+)
 from durable_search.kube.client import KubeClient
 from durable_search.kube.config import load_configuration
 from durable_search.kube.objects import merge_patch
@@ -78,14 +84,25 @@ class KubeApi:
     async def write_status(
         self, plural: str, body: Mapping[str, Any], status: Mapping[str, Any]
     ) -> Body:
-        """Replace ``.status`` with ``status``, guarded by ``body``'s resourceVersion."""
+        """Replace ``.status`` with ``status``, guarded by ``body``'s resourceVersion.
+
+        Any 4xx but 401, 404, 408, 409 and 429 is a :class:`RefusedError`: a status write an
+        admission webhook or policy denies (403), or one the server will not take as written
+        (405, 415), is refused for good, and the worker records that rather than restart (a
+        restart would send its claimed request again).
+        """
         metadata = body["metadata"]
         patch = {
             "metadata": {"resourceVersion": metadata["resourceVersion"]},
             "status": merge_patch(body.get("status") or {}, status),
         }
         path = custom_path(plural, metadata["namespace"], metadata["name"], "status")
-        return await self.client.merge_patch(path, patch)
+        try:
+            return await self.client.merge_patch(path, patch)
+        except ApiError as error:
+            if 400 <= error.status < 500 and error.status not in (401, 408, 429):
+                raise RefusedError(error.message, error.status) from error
+            raise
 
     async def patch(self, plural: str, namespace: str, name: str, patch: Mapping[str, Any]) -> Body:
         return await self.client.merge_patch(custom_path(plural, namespace, name), patch)
