@@ -98,5 +98,12 @@ async def test_an_unreachable_api_server_is_waited_out_not_given_up() -> None:
     async def give_up(message: str) -> None:
         raise AssertionError(f"gave up: {message}")
 
-    await supervise("search ns/s", work, give_up, sleep=_no_wait)
+    delays: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        delays.append(seconds)
+
+    await supervise("search ns/s", work, give_up, sleep=sleep)
     assert len(runs) == 3 * MAX_INTERNAL_FAILURES
+    # Looked at again every 2 s or so, not after 10 or 30 s: the work resumes soon after.
+    assert max(delays) <= 2 * 1.25 and min(delays[3:]) >= 2 * 0.75

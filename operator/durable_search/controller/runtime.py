@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import random
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -34,6 +35,9 @@ from durable_search.kube.objects import without_bookkeeping
 logger = logging.getLogger("durable_search.runtime")
 
 _RESTART_BACKOFF = (0.5, 1, 2, 5, 10, 30)
+# An unreachable or busy API server: look again every 2 s at most (with jitter, so a thousand
+# workers do not come back at once), so the work resumes within seconds of its return.
+_TRANSIENT_BACKOFF = (0.5, 1, 2)
 # A worker that fails this many times in a row for a reason of its own gives the object up.
 MAX_INTERNAL_FAILURES = 5
 Work = Callable[[], Awaitable[None]]
@@ -283,9 +287,10 @@ async def supervise(
         except asyncio.CancelledError:
             raise
         except Exception as error:
-            delay = _RESTART_BACKOFF[min(failures, len(_RESTART_BACKOFF) - 1)]
+            transient = is_transient(error)
+            delay = restart_delay(failures, transient)
             failures += 1
-            internal = 0 if is_transient(error) else internal + 1
+            internal = 0 if transient else internal + 1
             if internal >= MAX_INTERNAL_FAILURES:
                 message = f"{type(error).__name__}: {error}"[:512]
                 logger.exception("%s: giving up after %s failures", what, internal)
@@ -294,8 +299,16 @@ async def supervise(
                 except Exception:
                     logger.exception("%s: could not record the failure", what)
                 return
-            logger.exception("%s failed; retrying in %ss", what, delay)
+            logger.exception("%s failed; retrying in %.1fs", what, delay)
             await sleep(delay)
+
+
+def restart_delay(failures: int, transient: bool) -> float:
+    """How long a worker waits before its next run, after ``failures`` failed runs."""
+    if transient:
+        base = _TRANSIENT_BACKOFF[min(failures, len(_TRANSIENT_BACKOFF) - 1)]
+        return base * random.uniform(0.75, 1.25)  # jitter, not a secret
+    return float(_RESTART_BACKOFF[min(failures, len(_RESTART_BACKOFF) - 1)])
 
 
 def _controller_search(body: Mapping[str, Any]) -> Key | None:
