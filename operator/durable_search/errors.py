@@ -14,7 +14,10 @@ Callers decide on the class, never on a message or a flag::
      │    ├── NotFoundError         404: the object does not exist
      │    ├── RefusedError          400/413/422: the API server will never accept this write
      │    ├── ApiError              any other answer (401, 403, 429, 5xx), with its ``status``
-     │    └── CrdsMissingError      the API server does not serve our kinds
+     │    ├── CrdsMissingError      the API server does not serve our kinds
+     │    └── KubeconfigError       no usable kubeconfig or in-cluster account (the message says
+     │         │                    why: a missing file, context, or plugin, an auth-provider)
+     │         └── NotInClusterError  no ServiceAccount mounted here (then a kubeconfig is read)
      ├── AdmissionParamsError       the admission policies' parameter is unusable (api.admission)
      ├── OperatorConflictError      another operator runs over the same namespaces in another
      │                              mode (standalone beside a ring, or two rings): not started
@@ -88,6 +91,14 @@ class ApiError(KubeApiError):
 
 class CrdsMissingError(KubeApiError):
     """Durable Search's kinds are not served by this API server."""
+
+
+class KubeconfigError(KubeApiError):
+    """The kubeconfig or the in-cluster account cannot be used; the message says why."""
+
+
+class NotInClusterError(KubeconfigError):
+    """No ServiceAccount token mounted, or no ``KUBERNETES_SERVICE_HOST``."""
 
 
 class AdmissionParamsError(DurableSearchError, ValueError):

@@ -10,8 +10,11 @@ import sys
 
 from durable_search.commands.common import add_common_flags, configure_logging
 from durable_search.controller.config import OperatorConfig, parse_list
-from durable_search.controller.operator import run_operator
-from durable_search.errors import CrdsMissingError, OperatorConflictError
+from durable_search.errors import DurableSearchError
+
+# kopf imports the Kubernetes client libraries when they are installed, only to recognise their
+# model objects, which we never hand it: about 60 MiB of generated models in the operator.
+CLIENT_LIBRARIES = ("kubernetes", "kubernetes_asyncio", "pykube")
 
 
 def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -110,9 +113,18 @@ def config_from(args: argparse.Namespace) -> OperatorConfig:
     )
 
 
+def without_client_libraries() -> None:
+    """Make ``import kubernetes`` (and the others) fail in this process, unless imported."""
+    for name in CLIENT_LIBRARIES:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+
+
 def run(args: argparse.Namespace) -> int:
     configure_logging(args.log_level, args.log_format)
     config = config_from(args)
+    without_client_libraries()
+    # Imported here, not at the top: every other command starts without kopf.
+    from durable_search.controller.operator import run_operator
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -123,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         asyncio.run(main())
-    except (CrdsMissingError, OperatorConflictError) as error:
+    except DurableSearchError as error:  # CRDs missing, a rival operator, no kubeconfig
         print(f"error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -4,8 +4,9 @@ Why not ``kubernetes_asyncio``'s generated client for the hot path: per call it 
 through its models, deserializes every answer twice, and its aiohttp session is built with
 ``trust_env=True``, which makes aiohttp read ``~/.netrc`` and the proxy environment in a thread
 pool for every request. Profiled under load, that was most of the operator's CPU outside kopf.
-``kubernetes_asyncio`` still loads the configuration (kubeconfig, in-cluster token rotation,
-exec plugins): the client asks it for the Authorization header, so rotation keeps working.
+The configuration is ``kube.kubeconfig``'s (kubeconfig, in-cluster token rotation, exec
+plugins): the client asks it for the Authorization header at every request, so rotation keeps
+working.
 
 Answers are plain dicts; refusals the callers decide on are ``durable_search.errors``.
 """
@@ -20,23 +21,23 @@ from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
-from kubernetes_asyncio import client as k8s
 
 from durable_search.api.status import Body
 from durable_search.errors import ApiError as ApiError  # importable from here: refusal's type
 from durable_search.errors import ConflictError, KubeApiError, NotFoundError, RefusedError
+from durable_search.kube.kubeconfig import Connection
 
 MERGE_PATCH = "application/merge-patch+json"
 JSON = "application/json"
 
 
-def ssl_context(configuration: k8s.Configuration, *, client_cert: bool) -> ssl.SSLContext | bool:
-    if not str(configuration.host).startswith("https"):
+def ssl_context(connection: Connection, *, client_cert: bool) -> ssl.SSLContext | bool:
+    if not connection.host.startswith("https"):
         return False
-    context = ssl.create_default_context(cafile=configuration.ssl_ca_cert)
-    if client_cert and configuration.cert_file:
-        context.load_cert_chain(configuration.cert_file, keyfile=configuration.key_file)
-    if not configuration.verify_ssl:
+    context = ssl.create_default_context(cafile=connection.ca_file)
+    if client_cert and connection.cert_file:
+        context.load_cert_chain(connection.cert_file, keyfile=connection.key_file)
+    if not connection.verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
@@ -45,9 +46,7 @@ def ssl_context(configuration: k8s.Configuration, *, client_cert: bool) -> ssl.S
 class _Pool:
     """One aiohttp session (connections, TLS) shared by every identity of a client."""
 
-    def __init__(
-        self, configuration: k8s.Configuration, connections: int, client_cert: bool
-    ) -> None:
+    def __init__(self, configuration: Connection, connections: int, client_cert: bool) -> None:
         self._ssl = ssl_context(configuration, client_cert=client_cert)
         self._connections = connections
         self._session: aiohttp.ClientSession | None = None
@@ -72,14 +71,14 @@ class KubeClient:
 
     def __init__(
         self,
-        configuration: k8s.Configuration,
+        configuration: Connection,
         *,
         connections: int = 100,
         token: str | None = None,
         pool: _Pool | None = None,
     ) -> None:
         self.configuration = configuration
-        self.server = str(configuration.host).rstrip("/")
+        self.server = configuration.host.rstrip("/")
         self._token = token
         self._owns_pool = pool is None
         self._pool = pool or _Pool(configuration, connections, client_cert=token is None)
@@ -112,10 +111,9 @@ class KubeClient:
         if self._token is not None:
             headers["Authorization"] = f"Bearer {self._token}"
         else:
-            auth = await self.configuration.auth_settings()
-            bearer = auth.get("BearerToken")
-            if bearer and bearer.get("value"):
-                headers["Authorization"] = bearer["value"]
+            authorization = await self.configuration.authorization()
+            if authorization:
+                headers["Authorization"] = authorization
         return headers
 
     async def request(
@@ -139,6 +137,7 @@ class KubeClient:
             data=data,
             headers=headers,
             timeout=aiohttp.ClientTimeout(total=timeout),
+            server_hostname=self.configuration.server_name,
         ) as response:
             text = await response.text()
             if response.status >= 400:
@@ -195,7 +194,9 @@ class KubeClient:
         url = f"{self.server}{path}?{urlencode(parameters)}"
         headers = await self._headers(None)
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=timeout_seconds + 30)
-        async with self._session().get(url, headers=headers, timeout=timeout) as response:
+        async with self._session().get(
+            url, headers=headers, timeout=timeout, server_hostname=self.configuration.server_name
+        ) as response:
             if response.status >= 400:
                 raise refusal(response.status, await response.text(), response.reason)
             async for line in response.content:
