@@ -2,7 +2,7 @@
 
 A Search planned by an older operator recorded its children under the naming of the day
 (``a-b-c`` for Search ``a`` and provider ``b-c``, before names carried the uid's hash). The
-worker must keep finding them by the recorded name.
+worker must keep finding them by the recorded name, and re-create a lost one under it too.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from durable_search.api.constants import HTTPTASK_PLURAL, PROVIDER_PLURAL, SEARC
 from durable_search.controller.searches import SearchContext, run_search
 from durable_search.controller.store import ObjectStore
 from durable_search.engine.fanout import SearchRef, owner_reference
+from durable_search.engine.names import child_name
 from durable_search.errors import NotFoundError
 
 NOW = dt.datetime(2026, 12, 1, 12, 0, 0, tzinfo=dt.UTC)
@@ -171,3 +172,15 @@ async def test_after_a_restart_the_old_child_is_looked_up_by_its_recorded_name()
     assert (status["phase"], status["results"][0]["outcome"]) == ("Completed", "Succeeded")
     assert ("get", HTTPTASK_PLURAL, OLD_NAME) in api.calls
     assert api.created == []
+
+
+async def test_a_lost_child_recorded_under_the_old_naming_is_made_again_under_that_name() -> None:
+    api = FakeApi(
+        {
+            (SEARCH_PLURAL, "a"): search_planned_under_the_old_naming(),
+            (PROVIDER_PLURAL, "b-c"): provider(),
+        }
+    )
+    status = await run(api, ObjectStore())
+    assert api.created == [OLD_NAME], f"not {child_name('a', 'b-c', UID)}: the plan names it"
+    assert (status["phase"], status["results"][0]["outcome"]) == ("Completed", "Succeeded")
