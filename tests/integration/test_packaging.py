@@ -615,7 +615,7 @@ def test_the_charts_admission_objects_are_the_static_policies_and_the_api_server
     )
 
 
-def test_the_operators_egress_policy_shuts_out_link_local_addresses_only(
+def test_the_operators_egress_policy_shuts_out_link_local_and_metadata_addresses_only(
     helm: str, kubectl: Kubectl, isolated_namespace: str
 ) -> None:
     assert not _documents(template(helm, isolated_namespace), "NetworkPolicy")
@@ -628,7 +628,8 @@ def test_the_operators_egress_policy_shuts_out_link_local_addresses_only(
     assert everywhere == {
         "to": [
             {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}},
-            {"ipBlock": {"cidr": "::/0", "except": ["fe80::/10"]}},
+            # AWS's IPv6 metadata address alone: the rest of fc00::/7 may be the cluster's.
+            {"ipBlock": {"cidr": "::/0", "except": ["fe80::/10", "fd00:ec2::254/128"]}},
         ]
     }
     assert "ports" not in everywhere  # the sites, the API server, the web Service: any port

@@ -38,6 +38,10 @@ def iso_web(
         process.stop()
 
 
+ROUTE_CALLS = 10
+"""Calls of each result route: one LIST per call (the old way) is far past the tolerance."""
+
+
 def child(name: str, labels_uid: str, owner: dict[str, Any] | None, body: str) -> dict[str, Any]:
     metadata: dict[str, Any] = {"name": name, "labels": {LABEL_SEARCH_UID: labels_uid}}
     if owner is not None:
@@ -130,18 +134,21 @@ def test_result_routes_get_the_recorded_child_by_name_and_only_if_the_search_own
         for _ in range(100):
             if http.get("/api/searches/vic").status_code == 200:
                 break
-        genuine = http.get("/api/searches/vic/results/p")
-        assert genuine.status_code == 200
-        assert genuine.text == "<p>genuine</p>"
-        forged = http.get("/api/searches/vic/results/q")
-        assert forged.status_code == 200
-        assert "forged" not in forged.text
-        assert "No Results" in forged.text
-        joined = http.get("/api/searches/vic/result")
-        assert joined.status_code == 200
-        assert "<p>genuine</p>" in joined.text
-        assert "forged" not in joined.text and "unrecorded" not in joined.text
+        for _ in range(ROUTE_CALLS):
+            genuine = http.get("/api/searches/vic/results/p")
+            assert genuine.status_code == 200
+            assert genuine.text == "<p>genuine</p>"
+            forged = http.get("/api/searches/vic/results/q")
+            assert forged.status_code == 200
+            assert "forged" not in forged.text
+            assert "No Results" in forged.text
+            joined = http.get("/api/searches/vic/result")
+            assert joined.status_code == 200
+            assert "<p>genuine</p>" in joined.text
+            assert "forged" not in joined.text and "unrecorded" not in joined.text
+        lists = httptask_lists(kubectl) - lists_before
     # Each child is read by the name the Search recorded: no LIST of every child and its body.
-    # (The counter is the API server's, for every client: the controller-manager's quota
-    # informers may list now and then. Listing per route, the old way, made 3 at least.)
-    assert httptask_lists(kubectl) - lists_before < 3
+    # The counter is the API server's, for every client: the controller-manager's quota and
+    # garbage-collector informers may list now and then, so a stray LIST or two is tolerated.
+    # Listing per route, the old way, would make one per call: 3 * ROUTE_CALLS = 30 at least.
+    assert lists < 3, f"{lists:.0f} LISTs of HttpTasks during {3 * ROUTE_CALLS} result calls"

@@ -176,3 +176,19 @@ def test_a_finished_childs_summary_folds_exactly_like_the_child() -> None:
     assert "spec" not in summary
     assert "body" not in summary["status"]["response"]
     assert "managedFields" not in summary["metadata"]
+
+
+def test_children_recorded_under_an_older_naming_are_found_by_the_recorded_name() -> None:
+    # Planned before child names carried the uid's hash (an operator upgraded mid-Search):
+    # Search "a" recorded "a-b-c" for provider "b-c". Today's name is another one.
+    status = fanin.start({}, [{"name": "b-c", "httpTaskName": "a-b-c", "attempts": 0}], 1, NOW)
+    today = child_name("a", "b-c", "uid-a")
+    assert today != "a-b-c"
+    # A child under today's name was never recorded: nothing of it is folded in.
+    assert fanin.fan_in(status, {today: child("Succeeded", 200)}, 1, later(1)) == status
+    done = fanin.fan_in(status, {"a-b-c": child("Succeeded", 200)}, 1, later(1))
+    assert (done["phase"], done["progress"]) == ("Completed", "1/1")
+    (result,) = done["results"]
+    assert (result["httpTaskName"], result["outcome"]) == ("a-b-c", "Succeeded")
+    page = fanin.output_html(done["results"], {"a-b-c": "<p>b-c</p>", today: "<p>other</p>"})
+    assert page == "<p>b-c</p>"

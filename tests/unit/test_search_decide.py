@@ -58,3 +58,15 @@ def test_a_name_held_by_a_foreign_object_ends_that_provider_invalid() -> None:
     assert isinstance(decision, decide_search.Record)
     (result,) = decision.status["results"]
     assert result["outcome"] == "Invalid" and "NameConflict" in result["message"]
+
+
+def test_a_search_planned_under_an_older_naming_keeps_its_recorded_children() -> None:
+    # "a-b-c": Search "a", provider "b-c", named before child names carried the uid's hash.
+    planned_then = [{"name": "b-c", "httpTaskName": "a-b-c", "attempts": 0}]
+    status = dict(fanin.start({}, planned_then, 1, NOW))  # type: ignore[arg-type]
+    lost = decide(SPEC, status, Children({}, unknown=frozenset({"a-b-c"})), 1, NOW)
+    assert lost == decide_search.Recover(("a-b-c",))  # looked up by the recorded name
+    found = decide(SPEC, status, Children({"a-b-c": done()}), 1, NOW, NOW)
+    assert isinstance(found, decide_search.Record)
+    assert found.status["phase"] == "Completed"
+    assert found.status["results"][0]["outcome"] == "Succeeded"

@@ -7,10 +7,12 @@ import math
 import pytest
 
 from durable_search.controller.credentials import (
+    MAX_CACHED_TOKENS,
     MAX_TOKEN_LIFETIME_SECONDS,
     TokenCache,
     clamp_lifetime,
 )
+from tests.unit.test_credentials import credentials
 
 
 class Clock:
@@ -60,3 +62,26 @@ async def test_the_cache_forgets_the_least_recently_used_past_its_bound() -> Non
     for audience in ("a", "b", "c", "d", "e"):
         await cache.get(audience, fetch)
     assert len(cache) == 3
+
+
+async def test_the_operators_token_cache_holds_at_most_max_cached_tokens_sources() -> None:
+    """The cache ``Credentials`` builds for itself, by default: bounded, the oldest forgotten."""
+    assert MAX_CACHED_TOKENS == 1024  # the README's figure
+    tokens = (await credentials(installed=True)).tokens
+
+    async def fetch() -> tuple[str, float]:
+        return "t", 600.0
+
+    for audience in range(MAX_CACHED_TOKENS + 1):
+        await tokens.get(("ns", "sa", f"audience-{audience}"), fetch)
+    assert len(tokens) == MAX_CACHED_TOKENS
+    fetched = []
+
+    async def fetch_again() -> tuple[str, float]:
+        fetched.append(1)
+        return "t", 600.0
+
+    await tokens.get(("ns", "sa", f"audience-{MAX_CACHED_TOKENS}"), fetch_again)  # the newest
+    assert fetched == []
+    await tokens.get(("ns", "sa", "audience-0"), fetch_again)  # the oldest, forgotten
+    assert fetched == [1]

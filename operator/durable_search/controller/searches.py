@@ -149,11 +149,19 @@ async def _create_children(
     status: Mapping[str, Any],
     now: dt.datetime,
 ) -> dict[str, str]:
-    """Create the children; the API server's refusals by child name (a quota, a policy)."""
+    """Create the children; the API server's refusals by child name (a quota, a policy).
+
+    Each is named as the plan in ``status`` recorded it, which may be an older naming than
+    today's: a child made under another name would never be found, and recovered again and
+    again.
+    """
     started = parse_time(status.get("startTime")) or now
+    recorded = {
+        r["name"]: r["httpTaskName"] for r in status.get("results") or () if r.get("httpTaskName")
+    }
     manifests = [
-        child_manifest(ref, spec, provider, started=started, now=now)
-        for provider in resolved.values()
+        child_manifest(ref, spec, provider, started=started, now=now, name=recorded.get(name))
+        for name, provider in resolved.items()
         if provider is not None
     ]
     refusals = await asyncio.gather(*(_create_child(ctx, m) for m in manifests))

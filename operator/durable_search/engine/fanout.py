@@ -103,8 +103,13 @@ def child_manifest(
     *,
     started: dt.datetime,
     now: dt.datetime,
+    name: str | None = None,
 ) -> dict[str, Any]:
-    """The HttpTask that fetches ``provider``'s page for the Search's query."""
+    """The HttpTask that fetches ``provider``'s page for the Search's query.
+
+    ``name`` is the one the plan recorded, when it has one: a Search planned under an older
+    naming re-creates a lost child under the name it will look it up by.
+    """
     remaining = spec.deadline_seconds - (now - started).total_seconds()
     task_spec: dict[str, Any] = {
         "request": {
@@ -127,7 +132,7 @@ def child_manifest(
     task_spec.update(_expression_fields(provider))
     _request_capabilities(task_spec["request"], provider)
     metadata: dict[str, Any] = {
-        "name": child_name(search.name, provider.name, search.uid),
+        "name": name or child_name(search.name, provider.name, search.uid),
         "namespace": search.namespace,
         "labels": child_labels(search, provider.name),
         "ownerReferences": [owner_reference(search, controller=True)],
