@@ -107,7 +107,11 @@ class ClientSettings:
 
 
 class _NoCookies(http.cookiejar.DefaultCookiePolicy):
-    """Refuse every cookie: nothing a site sets is kept, nothing kept is sent."""
+    """Refuse to keep any cookie a site sets (the protection: tests pin it).
+
+    ``return_ok`` refuses to send too, but httpx 0.28 copies the cookies into a fresh default
+    jar for each request, so only ``set_ok`` ever runs: with nothing kept, nothing is sent.
+    """
 
     def set_ok(self, cookie: http.cookiejar.Cookie, request: urllib.request.Request) -> bool:
         return False
