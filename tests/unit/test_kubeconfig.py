@@ -192,3 +192,15 @@ async def test_in_cluster_reads_the_service_account_and_its_rotated_token(
     assert connection.ca_file == str(tmp_path / "ca.crt")
     assert connection.namespace == "durable-search"
     assert await connection.authorization() == "Bearer sa-token"
+
+
+def test_a_proxy_url_is_not_followed_and_a_warning_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cluster = {"server": "https://10.0.0.1:6443", "proxy-url": "http://proxy:3128"}
+    with caplog.at_level("WARNING", logger="durable_search.kube"):
+        connection = load_connection(
+            str(write(tmp_path / "k", config(user={"token": "t"}, cluster=cluster)))
+        )
+    assert connection.host == "https://10.0.0.1:6443"
+    assert "proxy-url is not followed" in caplog.text

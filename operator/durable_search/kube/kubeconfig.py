@@ -10,6 +10,7 @@ certificates and an Authorization header. What is read here:
   and ``client-key``/``-data``, ``username``/``password``, and ``exec`` credential plugins
   (``client.authentication.k8s.io`` v1 and v1beta1: a token, cached until its expiry, or a
   client certificate); ``auth-provider`` is refused with a clear error (use an exec plugin);
+  ``proxy-url`` is not followed (a warning says so);
 - contexts: ``cluster``, ``user``, ``namespace``; ``current-context``;
 - ``KUBECONFIG`` lists files separated by ``:``, merged as kubectl does (the first file naming
   an entry or the current context wins);
@@ -24,6 +25,7 @@ import atexit
 import base64
 import datetime as dt
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -39,6 +41,7 @@ import yaml
 from durable_search.api.timestamps import parse_time
 from durable_search.errors import KubeconfigError, NotInClusterError
 
+logger = logging.getLogger("durable_search.kube")
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 TOKEN_FILE_SECONDS = 60.0
 EXEC_TIMEOUT_SECONDS = 60.0
@@ -249,6 +252,12 @@ class Kubeconfig:
         cluster, cluster_base = self.clusters[cluster_name]
         user, user_base = self.users.get(user_name, ({}, cluster_base))
         server = str(cluster.get("server") or "")
+        if cluster.get("proxy-url"):
+            logger.warning(
+                "cluster %r: proxy-url is not followed; connecting to %s directly",
+                cluster_name,
+                server,
+            )
         if not server:
             raise KubeconfigError(f"cluster {cluster_name!r} has no server")
         connection = Connection(
