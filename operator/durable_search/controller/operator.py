@@ -92,12 +92,7 @@ async def run_operator(
     await guard.check()
     guarding = asyncio.create_task(guard.run(), name="admission-guard")
     expiring = asyncio.create_task(runtime.ttl.run(), name="ttl-after-finished")
-    if membership is not None:
-        presence = asyncio.create_task(membership.run(runtime.on_ring_change), name="ring")
-    elif standalone is not None:
-        presence = asyncio.create_task(standalone.run(), name="standalone-lease")
-    else:
-        presence = None
+    presence = keep_lease(membership, standalone, runtime)
     # kopf cancels every task of the loop when it stops, our workers too: a ring member drains
     # before kopf is told to stop, so what is in flight can be recorded and released.
     kopf_stop = asyncio.Event() if stop_flag is not None else None
@@ -125,6 +120,17 @@ async def run_operator(
         if health is not None:
             await health.cleanup()
         await api.close()
+
+
+def keep_lease(
+    membership: Membership | None, standalone: StandaloneLease | None, runtime: Runtime
+) -> asyncio.Task[None] | None:
+    """The task renewing this operator's Lease (a ring member's also follows the ring)."""
+    if membership is not None:
+        return asyncio.create_task(membership.run(runtime.on_ring_change), name="ring")
+    if standalone is not None:
+        return asyncio.create_task(standalone.run(), name="standalone-lease")
+    return None
 
 
 def announce(config: OperatorConfig, namespaces: tuple[str, ...]) -> None:
