@@ -41,7 +41,7 @@ from durable_search.api.constants import GROUP, VERSION
 
 LATENCY = 0.05
 PROVIDERS = 3
-BLOB_CRD = {
+BLOB_CRD: dict[str, Any] = {
     "apiVersion": "apiextensions.k8s.io/v1",
     "kind": "CustomResourceDefinition",
     "metadata": {"name": "blobs.bench.durablesearch.dev"},
@@ -118,15 +118,29 @@ async def floor(env: Environment, sequential: int, concurrent: int, in_flight: i
 # -- 2. the API server's limits ---------------------------------------------------------------
 
 
+BENCH_GROUP = "bench.durablesearch.dev/v1"
+
+
+def write_kinds(namespace: str) -> dict[str, tuple[str, str]]:
+    """The kinds whose writes are measured: label -> (collection path, kind)."""
+    return {
+        "schemaless": (f"/apis/{BENCH_GROUP}/namespaces/{namespace}/blobs", "Blob"),
+        "httptask": (f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/httptasks", "HttpTask"),
+    }
+
+
 async def write_limits(
-    env: Environment, kube: Kube, namespace: str, sequential: int, concurrent: int, in_flight: int
+    env: Environment,
+    kube: Kube,
+    namespace: str,
+    sequential: int,
+    concurrent: int,
+    in_flight: int,
+    kinds: dict[str, tuple[str, str]] | None = None,
 ) -> Any:
     pids = env.plane.state().pids  # type: ignore[union-attr]
     meter = CpuMeter({"apiserver": pids["kube-apiserver"], "etcd": pids["etcd"]})
-    kinds = {
-        "schemaless": (f"/apis/bench.durablesearch.dev/v1/namespaces/{namespace}/blobs", "Blob"),
-        "httptask": (f"/apis/{GROUP}/{VERSION}/namespaces/{namespace}/httptasks", "HttpTask"),
-    }
+    kinds = kinds or write_kinds(namespace)
     figures: dict[str, Any] = {}
     for label, (path, kind) in kinds.items():
         seen: list[object] = []
@@ -172,7 +186,7 @@ async def write_limits(
 
 
 def _object(kind: str, name: str) -> dict[str, Any]:
-    group = "bench.durablesearch.dev/v1" if kind == "Blob" else f"{GROUP}/{VERSION}"
+    group = f"{GROUP}/{VERSION}" if kind == "HttpTask" else BENCH_GROUP
     return {
         "apiVersion": group,
         "kind": kind,
