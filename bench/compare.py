@@ -121,6 +121,19 @@ async def floor(env: Environment, sequential: int, concurrent: int, in_flight: i
 BENCH_GROUP = "bench.durablesearch.dev/v1"
 
 
+def apply_manifests(env: Environment, manifests: list[dict[str, Any]]) -> None:
+    """``kubectl apply`` each manifest (CRDs for the write limits), then let them be served."""
+    for manifest in manifests:
+        subprocess.run(
+            ["kubectl", f"--kubeconfig={env.plane.kubeconfig}", "apply", "-f", "-"],
+            input=json.dumps(manifest),
+            text=True,
+            check=True,
+            capture_output=True,
+        )
+    time.sleep(2)
+
+
 def write_kinds(namespace: str) -> dict[str, tuple[str, str]]:
     """The kinds whose writes are measured: label -> (collection path, kind)."""
     return {
@@ -406,14 +419,7 @@ def main() -> int:
     parser.add_argument("--skip-limits", action="store_true", help="only Durable Search")
     args = parser.parse_args()
     with environment(namespace="bench") as env:
-        subprocess.run(
-            ["kubectl", f"--kubeconfig={env.plane.kubeconfig}", "apply", "-f", "-"],
-            input=json.dumps(BLOB_CRD),
-            text=True,
-            check=True,
-            capture_output=True,
-        )
-        time.sleep(2)
+        apply_manifests(env, [BLOB_CRD])
         report = asyncio.run(run(env, args))
     emit(report, args.out)
     return 0

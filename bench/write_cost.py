@@ -19,16 +19,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import copy
-import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from bench.compare import BENCH_GROUP, BLOB_CRD, write_kinds, write_limits
+from bench.compare import BENCH_GROUP, BLOB_CRD, apply_manifests, write_kinds, write_limits
 from bench.environment import Environment, environment
 from bench.kube import Kube
 from bench.report import emit
@@ -97,15 +94,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     with environment(namespace="bench") as env:
-        for crd in crds():
-            subprocess.run(
-                ["kubectl", f"--kubeconfig={env.plane.kubeconfig}", "apply", "-f", "-"],
-                input=json.dumps(crd),
-                text=True,
-                check=True,
-                capture_output=True,
-            )
-        time.sleep(3)
+        apply_manifests(env, crds())
         report = asyncio.run(run(env, args.writes, args.in_flight))
     emit(report, args.out)
     return 0
