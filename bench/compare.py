@@ -164,11 +164,11 @@ async def write_limits(
 
             async def write() -> float:
                 began = time.perf_counter()
-                await kube.request("POST", path, _object(kind, name))
+                await kube.request("POST", path, task_object(kind, name))
                 await kube.request(
                     "PATCH",
                     f"{path}/{name}/status",
-                    {"status": _status()},
+                    {"status": task_status()},
                     content_type="application/merge-patch+json",
                 )
                 return (time.perf_counter() - began) / 2
@@ -198,7 +198,7 @@ async def write_limits(
     return figures
 
 
-def _object(kind: str, name: str) -> dict[str, Any]:
+def task_object(kind: str, name: str) -> dict[str, Any]:
     group = f"{GROUP}/{VERSION}" if kind == "HttpTask" else BENCH_GROUP
     return {
         "apiVersion": group,
@@ -208,7 +208,7 @@ def _object(kind: str, name: str) -> dict[str, Any]:
     }
 
 
-def _status() -> dict[str, Any]:
+def task_status() -> dict[str, Any]:
     """A finished HttpTask's status, as the operator writes it for a small page."""
     return {
         "phase": "Succeeded",

@@ -123,6 +123,74 @@ def test_an_httptask_url_must_be_http(kubectl: Kubectl, crds: None, namespace: s
     assert "must be an http:// or https:// URL" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("request_spec", "message"),
+    [
+        ({"url": "http://127.0.0.1:99999/"}, ("spec.request.url", "the port must be from 1 to")),
+        ({"url": "http://user:pw@127.0.0.1/"}, ("spec.request.url", "must be a URL the operator")),
+        (
+            {
+                "url": "http://127.0.0.1/",
+                "headers": [{"name": "X-A"}],
+            },
+            ("spec.request.headers[0]", "give exactly one of value or valueFrom"),
+        ),
+        (
+            {
+                "url": "http://127.0.0.1/",
+                "auth": {
+                    "oauth2ClientCredentials": {
+                        "tokenUrl": "ftp://127.0.0.1/token",
+                        "clientId": {"secretKeyRef": {"name": "s", "key": "id"}},
+                        "clientSecret": {"secretKeyRef": {"name": "s", "key": "secret"}},
+                    }
+                },
+            },
+            (
+                "spec.request.auth.oauth2ClientCredentials.tokenUrl",
+                "must be an http:// or https:// URL",
+            ),
+        ),
+    ],
+)
+def test_an_httptask_spec_rule_refuses_with_its_path(
+    kubectl: Kubectl,
+    crds: None,
+    namespace: str,
+    request_spec: dict[str, Any],
+    message: tuple[str, str],
+) -> None:
+    task = {
+        "apiVersion": "durablesearch.dev/v1alpha1",
+        "kind": "HttpTask",
+        "metadata": {"name": "ruled"},
+        "spec": {"request": request_spec},
+    }
+    result = kubectl.run("apply", "-n", namespace, "-f", "-", input=json.dumps(task))
+    assert result.returncode != 0, result.stdout
+    path, reason = message
+    assert f"{path}: Invalid value" in result.stderr, result.stderr
+    assert reason in result.stderr, result.stderr
+
+
+def test_an_httptask_poll_interval_floor_stays_below_its_ceiling(
+    kubectl: Kubectl, crds: None, namespace: str
+) -> None:
+    task = {
+        "apiVersion": "durablesearch.dev/v1alpha1",
+        "kind": "HttpTask",
+        "metadata": {"name": "polls"},
+        "spec": {
+            "request": {"url": "http://127.0.0.1/"},
+            "async": {"minPollIntervalSeconds": 5, "maxPollIntervalSeconds": 1},
+        },
+    }
+    result = kubectl.run("apply", "-n", namespace, "-f", "-", input=json.dumps(task))
+    assert result.returncode != 0, result.stdout
+    assert "spec.async: Invalid value" in result.stderr, result.stderr
+    assert "minPollIntervalSeconds must not exceed maxPollIntervalSeconds" in result.stderr
+
+
 def test_kubectl_explain_documents_the_fields(kubectl: Kubectl, crds: None) -> None:
     explained = kubectl("explain", "search.spec.providerRefs")
     assert "every SearchProvider of the namespace" in explained
