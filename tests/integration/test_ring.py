@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from durable_search.engine.ring import owner_of
+from durable_search.engine.ring import CLAIMED_BY_ANNOTATION, owner_of
 from tests.support.demo import DemoSite
 from tests.support.processes import OperatorProcess
 from tests.support.searches import Searches
@@ -100,6 +100,18 @@ def test_members_share_the_work_by_the_hash_and_send_each_request_once(
     owned = [owner_of(searches.get(name)["metadata"]["uid"], identities) for name in names]
     expected = [float(len(PROVIDERS) * owned.count(identity)) for identity in identities]
     assert [exchanges(m) for m in members] == expected, "each member sent its own share alone"
+    # Every child names its holder: created by its Search's owner (the annotation) and its
+    # outcome recorded by the same member (status.claim.holder).
+    claims = {
+        (
+            owner,
+            child["metadata"]["annotations"].get(CLAIMED_BY_ANNOTATION),
+            child["status"]["claim"]["holder"],
+        )
+        for name, owner in zip(names, owned, strict=True)
+        for child in searches.children(name).values()
+    }
+    assert claims == {(i, i, i) for i in set(owned)}, "each claim names the owning member"
 
 
 def test_kill_9_of_a_member_mid_wave_completes_every_search_with_at_most_one_repeat(
@@ -160,6 +172,33 @@ def test_a_graceful_leave_hands_the_work_over_without_repeats(
     assert "test-g1" not in leases(api_client, isolated_namespace), "the Lease is deleted"
     wait_all(searches, names, 60)
     assert sends(demo_site, "leave", 12) == [1] * 24, "nothing in flight was sent twice"
+
+
+def test_a_leave_past_its_drain_cancels_the_rest_and_the_other_member_sends_each_once_more(
+    api_client: client.ApiClient,
+    isolated_namespace: str,
+    demo_site: DemoSite,
+    start_operator: Callable[..., OperatorProcess],
+) -> None:
+    searches = Searches(api_client, isolated_namespace)
+    leaving = start_operator(
+        isolated_namespace, LOOPBACK, "--ring=test", "--identity=d1", "--drain-seconds=1"
+    )
+    member(start_operator, isolated_namespace, "d2")
+    time.sleep(2)
+    names = wave(searches, demo_site, "drain", 12, 6.0)
+    eventually(lambda: sum(sends(demo_site, "drain", 12)) >= 24, message="the wave is in flight")
+    assert leaving.process is not None
+    stopped = time.monotonic()
+    leaving.process.send_signal(signal.SIGTERM)
+    leaving.process.wait(20)
+    assert time.monotonic() - stopped < 6, "the leaver gave up its 6 s pages after its drain"
+    wait_all(searches, names, 60)
+    # The leaver's pages could not finish within its 1 s drain: each was cancelled, and the
+    # other member sent it exactly once more; the other member's own were sent once.
+    owned = [owner_of(searches.get(name)["metadata"]["uid"], ["d1", "d2"]) for name in names]
+    expected = [2 if owner == "d1" else 1 for owner in owned for _ in PROVIDERS]
+    assert sends(demo_site, "drain", 12) == expected
 
 
 def refused(kubeconfig: Path, tmp_path: Path, namespace: str, *args: str) -> str:
