@@ -32,8 +32,8 @@ from durable_search.api.timestamps import now as utc_now
 from durable_search.api.timestamps import parse_time
 from durable_search.engine import management
 from durable_search.engine import timeline as timeline_doc
-from durable_search.engine.fanin import output_html, provider_html, text_body
 from durable_search.engine.names import watcher_name
+from durable_search.engine.page import output_html, provider_html, text_body
 from durable_search.errors import NotFoundError
 from durable_search.kube.api import KubeApi
 from durable_search_web import status as status_doc

@@ -26,7 +26,7 @@ from durable_search.api.constants import (
 from durable_search.commands.common import add_common_flags
 from durable_search.commands.progress import progress_lines
 from durable_search.engine import management
-from durable_search.engine.fanin import output_html, text_body
+from durable_search.engine.page import output_html, text_body
 from durable_search.errors import KubeApiError, RefusedError
 from durable_search.kube.api import KubeApi, custom_path
 from durable_search.kube.config import context_namespace
