@@ -38,6 +38,7 @@ from durable_search.controller.store import ObjectStore, key_of
 from durable_search.controller.watcher import WatcherPath
 from durable_search.engine import bounds, ring
 from durable_search.engine import httptask as engine
+from durable_search.engine.deadline import task_deadline
 from durable_search.engine.retry_after import parse_retry_after
 from durable_search.errors import ConflictError, ExchangeError, NotFoundError, RefusedError
 from durable_search.http.client import HttpClient
@@ -113,7 +114,7 @@ async def run_task(ctx: TaskContext, key: Key) -> None:
                 if held is None:
                     continue  # another member holds it: waited, look again
                 body = held
-            left = (engine.deadline_of(spec, created) - now).total_seconds()
+            left = (task_deadline(spec, created) - now).total_seconds()
             action = (decision.kind, decision.number)
             if ctx.pacing is not None and (paced is None or paced[0] != action):
                 wait = await ctx.pacing.delay(

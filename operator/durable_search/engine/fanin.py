@@ -185,11 +185,6 @@ def internal_failure(status: Mapping[str, Any], message: str, now: dt.datetime) 
     )
 
 
-def deadline_of(status: Mapping[str, Any], deadline_seconds: float) -> dt.datetime | None:
-    started = parse_time(status.get("startTime"))
-    return started + dt.timedelta(seconds=deadline_seconds) if started else None
-
-
 def transition(old: Mapping[str, Any], new: Mapping[str, Any]) -> Transition | None:
     """The Event to emit for a status change, if the phase changed in a way users care about."""
     before, after = old.get("phase"), new.get("phase")

@@ -27,6 +27,7 @@ from durable_search.api.constants import (
 )
 from durable_search.api.models import ProviderSpec, SearchSpec
 from durable_search.api.status import SearchResult
+from durable_search.engine.deadline import child_deadline_seconds
 from durable_search.engine.names import child_name, label_value
 from durable_search.engine.templating import render_url
 
@@ -110,14 +111,13 @@ def child_manifest(
     ``name`` is the one the plan recorded, when it has one: a Search planned under an older
     naming re-creates a lost child under the name it will look it up by.
     """
-    remaining = spec.deadline_seconds - (now - started).total_seconds()
     task_spec: dict[str, Any] = {
         "request": {
             "method": provider.method,
             "url": render_url(provider.url, spec.query),
             "headers": [h.to_json() for h in provider.headers],
         },
-        "deadlineSeconds": max(math.ceil(remaining), 1),
+        "deadlineSeconds": child_deadline_seconds(spec, started, now),
     }
     timeout = _tightest(provider.attempt_timeout_seconds, spec.overrides.attempt_timeout_seconds)
     if timeout is not None:

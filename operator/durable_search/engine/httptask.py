@@ -49,6 +49,7 @@ from durable_search.engine.bounds import (
     fit_status,
 )
 from durable_search.engine.conditions import set_condition
+from durable_search.engine.deadline import task_deadline
 from durable_search.engine.retry_after import parse_retry_after
 from durable_search.engine.schedule import poll_delay, retry_delay
 
@@ -167,10 +168,6 @@ class Claim:
 # -- reading the status ---------------------------------------------------------------------
 
 
-def deadline_of(spec: HttpTaskSpec, created: dt.datetime) -> dt.datetime:
-    return created + dt.timedelta(seconds=spec.deadline_seconds)
-
-
 phase_of = task_phase  # the one "how far has it got?", from api.status
 
 
@@ -195,7 +192,7 @@ def decide(
         judging.compile_spec(spec)
     except cel.InvalidExpression as error:
         return Finish(_invalid_expression(status, error, now))
-    deadline = deadline_of(spec, created)
+    deadline = task_deadline(spec, created)
     if now >= deadline:
         return Finish(
             _finished(
@@ -483,7 +480,7 @@ def _next_claim(
     if sent.number >= spec.retry.max_attempts:
         return None
     due = now + dt.timedelta(seconds=retry_delay(spec.retry, sent.number, status_code, retry_after))
-    if due >= deadline_of(spec, created):
+    if due >= task_deadline(spec, created):
         return None
     return Claim(ActionKind.ATTEMPT, sent.number + 1, due)
 
@@ -566,7 +563,7 @@ def _claim(
 ) -> Status:
     """Record ``claim`` as the next action; a poll due past the deadline ends the task."""
     if claim.kind is ActionKind.POLL:
-        if claim.due >= deadline_of(spec, created):
+        if claim.due >= task_deadline(spec, created):
             message = (
                 f"deadline of {spec.deadline_seconds:g}s reached while polling {claim.location}"
             )

@@ -24,6 +24,7 @@ from typing import Any
 from durable_search.api.models import SearchSpec
 from durable_search.api.status import SearchStatus
 from durable_search.engine import fanin
+from durable_search.engine.deadline import search_deadline
 
 # Children carry the Search's deadline themselves; the Search enforces it too, a little later,
 # in case a child cannot (its worker is gone, its object was edited).
@@ -101,7 +102,7 @@ def decide(
         return Start()
     if children.unknown:
         return Recover(tuple(sorted(children.unknown)))
-    deadline = fanin.deadline_of(status, spec.deadline_seconds)
+    deadline = search_deadline(spec, status)
     if deadline is not None and now >= deadline + DEADLINE_GRACE:
         return Stop(fanin.expire(status, spec.deadline_seconds, now))
     folded = fanin.fan_in(status, children.statuses, generation, now, foreign=children.foreign)
