@@ -27,7 +27,7 @@ from durable_search.api.constants import (
     SEARCH_PLURAL,
     SearchPhase,
 )
-from durable_search.api.status import SearchResult, search_status, task_status
+from durable_search.api.status import Body, SearchResult, search_status, task_status
 from durable_search.api.timestamps import now as utc_now
 from durable_search.api.timestamps import parse_time
 from durable_search.engine import management
@@ -64,7 +64,6 @@ from durable_search_web.config import (
 from durable_search_web.problems import ProblemError
 
 logger = logging.getLogger("durable_search_web.api")
-Body = dict[str, Any]
 THIRD_PARTY_HEADERS = {
     # Third-party pages never run script on our origin, and load nothing from anywhere.
     "Content-Security-Policy": "sandbox; default-src 'none'",

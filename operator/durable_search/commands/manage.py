@@ -23,6 +23,7 @@ import aiohttp
 import yaml
 
 from durable_search.api.constants import GROUP, HTTPTASK_PLURAL, SEARCH_PLURAL, SearchPhase
+from durable_search.api.status import Body
 from durable_search.api.timestamps import format_duration, now, parse_time
 from durable_search.commands.common import add_common_flags
 from durable_search.commands.progress import progress_lines
@@ -36,7 +37,6 @@ from durable_search.kube.objects import without_bookkeeping
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _PHASES = {p.value.lower(): p for p in SearchPhase}
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
-Body = dict[str, Any]
 
 
 class UsageError(Exception):
