@@ -23,7 +23,7 @@ import aiohttp
 import yaml
 
 from durable_search.api.constants import GROUP, HTTPTASK_PLURAL, SEARCH_PLURAL, SearchPhase
-from durable_search.api.status import Body
+from durable_search.api.status import Body, search_phase, search_status
 from durable_search.api.timestamps import format_duration, now, parse_time
 from durable_search.commands.common import add_common_flags
 from durable_search.commands.progress import progress_lines
@@ -161,7 +161,7 @@ async def run_list(api: KubeApi, namespace: str, args: argparse.Namespace) -> in
     statuses = parse_statuses(args.status)
     items = await _list_searches(api, namespace)
     if statuses is not None:
-        items = [s for s in items if management.phase_of(s) in statuses]
+        items = [s for s in items if search_phase(search_status(s)) in statuses]
     items.sort(
         key=lambda s: (s["metadata"].get("creationTimestamp") or "", s["metadata"]["name"]),
         reverse=True,
@@ -187,7 +187,7 @@ def _table(items: Sequence[Mapping[str, Any]], moment: dt.datetime) -> str:
             (
                 str(search["metadata"]["name"]),
                 query if len(query) <= 40 else query[:39] + "…",
-                management.phase_of(search).value,
+                search_phase(search_status(search)).value,
                 str(status.get("progress") or ""),
                 age,
                 str(status.get("duration") or ""),
@@ -281,7 +281,7 @@ async def run_terminate(api: KubeApi, namespace: str, args: argparse.Namespace) 
         if problem:
             raise UsageError(f"--reason: {problem}")
     search = await _get_search(api, namespace, args.id)
-    phase = management.phase_of(search)
+    phase = search_phase(search_status(search))
     if phase.finished:
         raise CommandError(f"Search {args.id!r} already finished ({phase.value})")
     await api.patch(SEARCH_PLURAL, namespace, args.id, management.terminate_patch(reason))

@@ -28,7 +28,7 @@ from durable_search.api.constants import (
     TaskPhase,
 )
 from durable_search.api.models import HttpTaskSpec
-from durable_search.api.status import Body, Key
+from durable_search.api.status import Body, Key, task_phase
 from durable_search.api.timestamps import parse_time
 from durable_search.controller.claims import RECHECK_SECONDS, Claims
 from durable_search.controller.credentials import Credentials
@@ -270,7 +270,7 @@ def _still_held(ctx: TaskContext, body: Body) -> bool:
 
 def _claims(status: Mapping[str, Any], sent: engine.Send) -> bool:
     """Whether ``status`` still claims the action ``sent`` performed."""
-    phase = engine.phase_of(status)
+    phase = task_phase(status)
     if phase.finished:
         return False
     if sent.kind is engine.ActionKind.POLL:
@@ -419,6 +419,6 @@ async def fail_internal(ctx: TaskContext, key: Key, message: str) -> None:
     """Give up on a task our own code keeps failing on: it ends Failed (Invalid, Internal)."""
     body = await ctx.api.get(HTTPTASK_PLURAL, *key)
     status = body.get("status") or {}
-    if engine.phase_of(status).finished:
+    if task_phase(status).finished:
         return
     await _write(ctx, body, engine.internal_failure(status, message, ctx.clock()))

@@ -18,7 +18,7 @@ from durable_search.api.constants import (
     Reason,
     SearchPhase,
 )
-from durable_search.api.status import Condition, SearchResult, SearchStatus, search_finished
+from durable_search.api.status import Condition, SearchResult, SearchStatus
 from durable_search.api.timestamps import format_duration, format_time, parse_time
 from durable_search.engine.bounds import MESSAGE_MAX, cut
 from durable_search.engine.conditions import set_condition
@@ -243,6 +243,3 @@ def _finish(
         now=now,
     )
     return new
-
-
-is_finished = search_finished  # the one "has it finished?", from api.status

@@ -168,14 +168,11 @@ class Claim:
 # -- reading the status ---------------------------------------------------------------------
 
 
-phase_of = task_phase  # the one "how far has it got?", from api.status
-
-
 def decide(
     spec: HttpTaskSpec, status: Mapping[str, Any], created: dt.datetime, now: dt.datetime
 ) -> Decision:
     """The next step for a task, from its spec and status alone (level-triggered)."""
-    phase = phase_of(status)
+    phase = task_phase(status)
     if phase.finished:
         return Done()
     if spec.terminate:
@@ -645,7 +642,7 @@ def result_summary(status: Mapping[str, Any]) -> SearchResult:
     if status.get("outcome"):
         summary["outcome"] = str(status["outcome"])
     response = status.get("response")
-    if response and phase_of(status) is TaskPhase.SUCCEEDED:
+    if response and task_phase(status) is TaskPhase.SUCCEEDED:
         summary["statusCode"] = int(response["statusCode"])
     started = parse_time(status.get("startTime"))
     completed = parse_time(status.get("completionTime"))

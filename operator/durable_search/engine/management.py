@@ -35,7 +35,7 @@ from durable_search.api.constants import (
     SEARCH_KIND,
     SearchPhase,
 )
-from durable_search.api.status import Body, Metadata, search_phase, status_of
+from durable_search.api.status import Body, Metadata, search_phase, search_status
 from durable_search.api.timestamps import parse_time
 from durable_search.engine.fanout import SearchRef, owner_reference
 from durable_search.engine.names import label_value, watcher_name
@@ -215,11 +215,6 @@ def terminate_patch(reason: str | None) -> Body:
 # -- purging --------------------------------------------------------------------------------
 
 
-def phase_of(search: Mapping[str, Any]) -> SearchPhase:
-    """A Search's phase, from the body (``api.status.search_phase`` of its status)."""
-    return search_phase(status_of(search))
-
-
 @dataclass(frozen=True)
 class PurgeFilter:
     """Which Searches a purge deletes: every filter given must match, and at least one must be
@@ -235,7 +230,7 @@ class PurgeFilter:
 
     def matches(self, search: Mapping[str, Any]) -> bool:
         """Whether the filter selects ``search`` (a Pending or Running one never)."""
-        phase = phase_of(search)
+        phase = search_phase(search_status(search))
         if not phase.finished:
             return False
         if self.statuses is not None and phase not in self.statuses:
