@@ -29,7 +29,13 @@ from durable_search.commands.common import add_common_flags
 from durable_search.commands.progress import progress_lines
 from durable_search.engine import management, timeline
 from durable_search.engine.names import watcher_name
-from durable_search.errors import ConflictError, KubeApiError, NotFoundError
+from durable_search.errors import (
+    CommandError,
+    ConflictError,
+    KubeApiError,
+    NotFoundError,
+    UsageError,
+)
 from durable_search.kube.api import KubeApi, custom_path
 from durable_search.kube.config import context_namespace
 from durable_search.kube.objects import without_bookkeeping
@@ -37,14 +43,6 @@ from durable_search.kube.objects import without_bookkeeping
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _PHASES = {p.value.lower(): p for p in SearchPhase}
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
-
-
-class UsageError(Exception):
-    """Bad arguments: exit 2 with the message."""
-
-
-class CommandError(Exception):
-    """The command cannot be done (not found, already finished, refused): exit 1."""
 
 
 # -- the parsers ----------------------------------------------------------------------------
