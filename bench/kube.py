@@ -18,10 +18,10 @@ from typing import Any
 
 import aiohttp
 
+from durable_search.api.status import Body
 from durable_search.cluster.controlplane import ControlPlane
 from durable_search.cluster.pki import Pki
 
-Body = dict[str, Any]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 

@@ -21,8 +21,14 @@ Callers decide on the class, never on a message or a flag::
      ├── AdmissionParamsError       the admission policies' parameter is unusable (api.admission)
      ├── OperatorConflictError      another operator runs over the same namespaces in another
      │                              mode (standalone beside a ring, or two rings): not started
-     └── ControlPlaneError          the local control plane could not be built or started
-          └── BuildError            (durable_search.cluster; development tooling)
+     ├── ControlPlaneError          the local control plane could not be built or started
+     │    └── BuildError            (durable_search.cluster; development tooling)
+     ├── UsageError                 a CLI command's arguments are wrong: exit 2
+     ├── CommandError               a CLI command cannot be done (no such Search, already
+     │                              finished): exit 1
+     └── ForwardedError             a forwarded header the web service was about to honour is
+                                    malformed: a 400 (``durable_search_web.forwarded``, where
+                                    it is defined: the web's own vocabulary)
 
 Elsewhere, at their layer's edge: ``engine.cel.InvalidExpression`` / ``EvaluationError`` (a
 user's CEL; both become outcomes) and the web service's ``ProblemError`` (an HTTP answer).
@@ -115,3 +121,11 @@ class ControlPlaneError(DurableSearchError, RuntimeError):
 
 class BuildError(ControlPlaneError):
     """A step of the control plane build failed; the message names the step and the log."""
+
+
+class UsageError(DurableSearchError):
+    """A command's arguments are wrong: the CLI prints the message and exits 2."""
+
+
+class CommandError(DurableSearchError):
+    """The command cannot be done (not found, already finished, refused): the CLI exits 1."""

@@ -26,6 +26,7 @@ from durable_search.api.admission import (
     service_account_user,
 )
 from durable_search.api.constants import GROUP, HTTPTASK_PLURAL, PROVIDER_PLURAL, VERSION
+from durable_search.api.status import Body
 from tests.support.demo import DemoSite
 from tests.support.fixtures import Admission
 from tests.support.kubeconfigs import kubeconfig_with_token
@@ -33,7 +34,6 @@ from tests.support.processes import OperatorProcess
 from tests.support.searches import Searches, create_provider
 from tests.support.waiting import eventually
 
-Body = dict[str, Any]
 KINDS = {"httptasks": "HttpTask", "searches": "Search", "searchproviders": "SearchProvider"}
 OUR_KINDS = ["searches", "httptasks", "searchproviders"]
 

@@ -18,6 +18,7 @@ import pytest
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
+from durable_search.api.status import Body
 from tests.support import recording
 from tests.support.demo import DemoSite
 from tests.support.searches import Searches, create_provider
@@ -25,7 +26,6 @@ from tests.support.tasks import create_task, get_task, wait_task
 from tests.support.tls import ScratchCa, server_context
 from tests.support.waiting import eventually
 
-Body = dict[str, Any]
 SECRET_BODY = b'{"apiKey": "body-secret-4242", "query": "caf\xc3\xa9"}'
 CONFIG_MAP_BODY = "grant_type=client_credentials&audience=config-map-body-77"
 

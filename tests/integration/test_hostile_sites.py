@@ -22,8 +22,8 @@ from kubernetes import client
 
 from durable_search.api.constants import GROUP, VERSION
 from durable_search.engine.bounds import STATUS_BUDGET, go_json_size
-from durable_search.engine.fanin import text_body
 from durable_search.engine.names import child_name
+from durable_search.engine.page import text_body
 from tests.support import hostile
 from tests.support.demo import DemoSite
 from tests.support.processes import OperatorProcess, WebProcess

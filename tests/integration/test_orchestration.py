@@ -10,7 +10,7 @@ from kubernetes import client
 
 from durable_search.api.constants import GROUP, HTTPTASK_PLURAL, VERSION
 from durable_search.api.timestamps import parse_time
-from durable_search.engine.fanin import output_html, text_body
+from durable_search.engine.page import output_html, text_body
 from tests.support.demo import DemoSite
 from tests.support.fixtures import Kubectl
 from tests.support.processes import free_port

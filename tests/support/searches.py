@@ -16,9 +16,9 @@ from durable_search.api.constants import (
     SEARCH_PLURAL,
     VERSION,
 )
+from durable_search.api.status import Body
 
 FINISHED = {"Completed", "Failed", "Terminated"}
-Body = dict[str, Any]
 
 
 class Searches:

@@ -9,6 +9,7 @@ from durable_search.api.models import ProviderSpec, SearchSpec
 from durable_search.engine import fanin
 from durable_search.engine.fanout import SearchRef, child_manifest, plan_results
 from durable_search.engine.names import child_name
+from durable_search.engine.page import output_html, text_body
 
 NOW = dt.datetime(2026, 11, 26, 8, 0, 0, tzinfo=dt.UTC)
 REF = SearchRef("s1", "ns", "uid-1")
@@ -98,13 +99,13 @@ def test_output_joins_pages_and_no_results_with_hr() -> None:
         {"name": "b", "httpTaskName": B, "outcome": "HttpError"},
         {"name": "c", "httpTaskName": C, "outcome": "TransportError"},
     ]
-    html = fanin.output_html(results, {A: "<p>A</p>", B: "<p>404 page</p>"})
+    html = output_html(results, {A: "<p>A</p>", B: "<p>404 page</p>"})
     assert html == "<p>A</p><hr/><h1>No Results</h1><hr/><h1>No Results</h1>"
 
 
 def test_binary_bodies_are_not_pages() -> None:
-    assert fanin.text_body({"response": {"body": "AAEC", "encoding": "base64"}}) is None
-    assert fanin.text_body({"response": {"body": "<p/>", "encoding": "utf-8"}}) == "<p/>"
+    assert text_body({"response": {"body": "AAEC", "encoding": "base64"}}) is None
+    assert text_body({"response": {"body": "<p/>", "encoding": "utf-8"}}) == "<p/>"
 
 
 def test_transitions_name_the_events_users_care_about() -> None:
@@ -190,5 +191,5 @@ def test_children_recorded_under_an_older_naming_are_found_by_the_recorded_name(
     assert (done["phase"], done["progress"]) == ("Completed", "1/1")
     (result,) = done["results"]
     assert (result["httpTaskName"], result["outcome"]) == ("a-b-c", "Succeeded")
-    page = fanin.output_html(done["results"], {"a-b-c": "<p>b-c</p>", today: "<p>other</p>"})
+    page = output_html(done["results"], {"a-b-c": "<p>b-c</p>", today: "<p>other</p>"})
     assert page == "<p>b-c</p>"

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from durable_search.api.models import HttpTaskSpec, ProviderSpec, SearchSpec
-from durable_search.engine import fanin, judging
 from durable_search.engine import httptask as engine
+from durable_search.engine import judging, page
 from durable_search.engine.fanout import SearchRef, child_manifest
 
 CREATED = dt.datetime(2026, 11, 26, 8, 0, 0, tzinfo=dt.UTC)
@@ -212,7 +212,7 @@ def test_outputs_are_cut_at_1024_characters_each_and_4_kib_in_all() -> None:
 
 def test_a_provider_whose_condition_is_not_met_shows_no_results() -> None:
     result = {"name": "p", "httpTaskName": "t", "outcome": "ConditionNotMet"}
-    assert fanin.provider_html(result, "<p>page</p>") == "<h1>No Results</h1>"
+    assert page.provider_html(result, "<p>page</p>") == "<h1>No Results</h1>"
 
 
 # -- async: locationHeaders and completeWhen ------------------------------------------------

@@ -8,6 +8,7 @@ import pytest
 
 from durable_search.api.constants import SearchPhase
 from durable_search.commands import manage
+from durable_search.errors import UsageError
 
 pytestmark = pytest.mark.unit
 
@@ -29,14 +30,14 @@ def test_durations_read_as_written(raw: str, expected: dt.timedelta) -> None:
 
 @pytest.mark.parametrize("raw", ["", "soon", "5", "1 h", "-1h", "1h1d", "²s", "1.5h"])
 def test_anything_else_is_a_usage_error(raw: str) -> None:
-    with pytest.raises(manage.UsageError, match="not a duration"):
+    with pytest.raises(UsageError, match="not a duration"):
         manage.parse_duration(raw)
 
 
 def test_statuses_are_case_insensitive_and_unknown_ones_named() -> None:
     assert manage.parse_statuses(None) is None
     assert manage.parse_statuses("completed, Failed") == {SearchPhase.COMPLETED, SearchPhase.FAILED}
-    with pytest.raises(manage.UsageError, match="unknown status 'Done'"):
+    with pytest.raises(UsageError, match="unknown status 'Done'"):
         manage.parse_statuses("Completed,Done")
 
 

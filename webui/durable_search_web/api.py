@@ -27,13 +27,20 @@ from durable_search.api.constants import (
     SEARCH_PLURAL,
     SearchPhase,
 )
-from durable_search.api.status import SearchResult, search_status, task_status
+from durable_search.api.status import (
+    Body,
+    SearchResult,
+    search_finished,
+    search_phase,
+    search_status,
+    task_status,
+)
 from durable_search.api.timestamps import now as utc_now
 from durable_search.api.timestamps import parse_time
 from durable_search.engine import management
 from durable_search.engine import timeline as timeline_doc
-from durable_search.engine.fanin import output_html, provider_html, text_body
 from durable_search.engine.names import watcher_name
+from durable_search.engine.page import output_html, provider_html, text_body
 from durable_search.errors import NotFoundError
 from durable_search.kube.api import KubeApi
 from durable_search_web import status as status_doc
@@ -64,7 +71,6 @@ from durable_search_web.config import (
 from durable_search_web.problems import ProblemError
 
 logger = logging.getLogger("durable_search_web.api")
-Body = dict[str, Any]
 THIRD_PARTY_HEADERS = {
     # Third-party pages never run script on our origin, and load nothing from anywhere.
     "Content-Security-Policy": "sandbox; default-src 'none'",
@@ -312,7 +318,7 @@ async def _wait_until_finished(request: web.Request, name: str, timeout: float) 
     try:
         while True:
             current = cache.get(name)
-            if current is not None and status_doc.is_finished(current):
+            if current is not None and search_finished(search_status(current)):
                 return current
             changed = cache.change_event(name)
             remaining = deadline - time.monotonic()
@@ -335,7 +341,7 @@ async def get_status(request: web.Request) -> web.Response:
     name = request.match_info["id"]
     timeout = validation.parse_timeout(request.query.get("timeoutSeconds"), LONG_POLL_MAX_SECONDS)
     search = await lookup(request, name)
-    if timeout and not status_doc.is_finished(search):
+    if timeout and not search_finished(search_status(search)):
         baseline = request.headers.get("If-None-Match") or status_doc.etag(search)
         if baseline == status_doc.etag(search):
             search = await _wait_for_change(request, name, timeout) or search
@@ -373,7 +379,7 @@ async def _wait_for_change(request: web.Request, name: str, timeout: float) -> B
 def status_response(request: web.Request, search: Mapping[str, Any]) -> web.Response:
     document = status_doc.status_document(search, search_urls(request, search["metadata"]["name"]))
     headers = {"ETag": status_doc.etag(search), "Cache-Control": "no-store"}
-    if status_doc.is_finished(search):
+    if search_finished(search_status(search)):
         return web.json_response(document, status=200, headers=headers)
     location = document["statusQueryGetUri"]
     timeout = request.query.get("timeoutSeconds")
@@ -401,7 +407,7 @@ async def compat_result(request: web.Request) -> web.Response:
 
 async def _result(request: web.Request, name: str) -> web.Response:
     search = await lookup(request, name)
-    phase = status_doc.runtime_status(search)
+    phase = search_phase(search_status(search))
     if phase in (SearchPhase.FAILED, SearchPhase.TERMINATED):
         raise ProblemError(400, f"search {name!r} is {phase.value}: it has no result")
     if not phase.finished:
@@ -487,7 +493,7 @@ async def list_searches(request: web.Request) -> web.Response:
         if query.after is not None and key >= query.after:
             continue
         created = parse_time(search["metadata"]["creationTimestamp"])
-        if query.statuses is not None and status_doc.runtime_status(search) not in query.statuses:
+        if query.statuses is not None and search_phase(search_status(search)) not in query.statuses:
             continue
         if query.created_from and created and created < query.created_from:
             continue
@@ -513,10 +519,9 @@ async def terminate(request: web.Request) -> web.Response:
     name = request.match_info["id"]
     reason = validation.parse_terminate_reason(request.query.get("reason"))
     search = await lookup(request, name)
-    if status_doc.is_finished(search):
-        raise ProblemError(
-            410, f"search {name!r} already finished ({status_doc.runtime_status(search)})"
-        )
+    phase = search_phase(search_status(search))
+    if phase.finished:
+        raise ProblemError(410, f"search {name!r} already finished ({phase})")
     api = caller_api(request)
     await api.patch(
         SEARCH_PLURAL, request.app[CACHE].namespace, name, management.terminate_patch(reason)
@@ -527,7 +532,7 @@ async def terminate(request: web.Request) -> web.Response:
 async def purge(request: web.Request) -> web.Response:
     name = request.match_info["id"]
     search = await lookup(request, name)
-    if not status_doc.is_finished(search):
+    if not search_finished(search_status(search)):
         raise ProblemError(409, f"search {name!r} is still running: terminate it first")
     api = caller_api(request)
     if not await _delete(request, api, name, search["metadata"]["uid"]):

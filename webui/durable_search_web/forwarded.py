@@ -23,6 +23,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import unquote
 
+from durable_search.errors import DurableSearchError
+
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -46,8 +48,12 @@ _BRACKETED = re.compile(r"\[(?P<address>[^\]]+)\](?::[0-9]{1,5})?")
 _V4_WITH_PORT = re.compile(r"(?P<address>[0-9.]+):[0-9]{1,5}")
 
 
-class ForwardedError(ValueError):
-    """A header this service was about to honour does not hold what it must."""
+class ForwardedError(DurableSearchError, ValueError):
+    """A header this service was about to honour does not hold what it must.
+
+    A ``DurableSearchError`` (drawn in ``durable_search.errors``); a ``ValueError`` too, as it
+    always was.
+    """
 
     def __init__(self, header: str, detail: str) -> None:
         super().__init__(f"{header} {detail}")

@@ -11,18 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from durable_search.api.constants import SearchPhase
-from durable_search.api.status import search_finished, search_phase, search_status
+from durable_search.api.status import search_phase, search_status
 from durable_search.api.timestamps import format_time, parse_time
-
-
-def runtime_status(search: Mapping[str, Any]) -> SearchPhase:
-    """Durable's ``runtimeStatus``: the Search's phase (``api.status.search_phase``)."""
-    return search_phase(search_status(search))
-
-
-def is_finished(search: Mapping[str, Any]) -> bool:
-    return search_finished(search_status(search))
 
 
 def etag(search: Mapping[str, Any]) -> str:

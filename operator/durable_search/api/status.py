@@ -5,7 +5,8 @@ same to the type checker, so every layer that reads or writes a status (engine, 
 web, CLI) names its fields once and mypy catches a misspelt one. All are ``total=False``: a
 status is built up over a task's life, and a field is absent until it means something.
 
-``Body`` (an object as the API serves it) and ``Key`` (namespace, name) are defined here once;
+``Body`` (an object as the API serves it), ``Key`` (namespace, name) and ``Metadata`` (an
+object's ``metadata``, as far as we read or write it) are defined here once;
 ``task_phase`` and ``search_phase`` are the one way to ask "how far has it got?", and
 ``search_status`` / ``task_status`` read an object's status as its shape.
 """
@@ -19,6 +20,30 @@ from durable_search.api.constants import SearchPhase, TaskPhase
 
 Body = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
+
+
+class OwnerReference(TypedDict, total=False):
+    apiVersion: str
+    kind: str
+    name: str
+    uid: str
+    controller: bool
+    blockOwnerDeletion: bool
+
+
+class Metadata(TypedDict, total=False):
+    """An object's ``metadata``: what we write when creating one, and what we read back."""
+
+    name: str
+    namespace: str
+    uid: str
+    resourceVersion: str
+    generation: int
+    creationTimestamp: str
+    deletionTimestamp: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    ownerReferences: list[OwnerReference]
 
 
 class Condition(TypedDict, total=False):

@@ -23,12 +23,19 @@ import aiohttp
 import yaml
 
 from durable_search.api.constants import GROUP, HTTPTASK_PLURAL, SEARCH_PLURAL, SearchPhase
+from durable_search.api.status import Body, search_phase, search_status
 from durable_search.api.timestamps import format_duration, now, parse_time
 from durable_search.commands.common import add_common_flags
 from durable_search.commands.progress import progress_lines
 from durable_search.engine import management, timeline
 from durable_search.engine.names import watcher_name
-from durable_search.errors import ConflictError, KubeApiError, NotFoundError
+from durable_search.errors import (
+    CommandError,
+    ConflictError,
+    KubeApiError,
+    NotFoundError,
+    UsageError,
+)
 from durable_search.kube.api import KubeApi, custom_path
 from durable_search.kube.config import context_namespace
 from durable_search.kube.objects import without_bookkeeping
@@ -36,15 +43,9 @@ from durable_search.kube.objects import without_bookkeeping
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 _PHASES = {p.value.lower(): p for p in SearchPhase}
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
-Body = dict[str, Any]
-
-
-class UsageError(Exception):
-    """Bad arguments: exit 2 with the message."""
-
-
-class CommandError(Exception):
-    """The command cannot be done (not found, already finished, refused): exit 1."""
+# The commands read the time through a clock they are given (the real one by default), so their
+# logic runs the same under a fixed time in tests.
+Clock = Callable[[], dt.datetime]
 
 
 # -- the parsers ----------------------------------------------------------------------------
@@ -142,6 +143,24 @@ def parse_duration(raw: str) -> dt.timedelta:
     return dt.timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
 
 
+def purge_filter(args: argparse.Namespace, moment: dt.datetime) -> management.PurgeFilter:
+    """What ``purge``'s ``--status`` and ``--older-than`` select at ``moment``.
+
+    A usage error when they select nothing to filter on, or a phase that is never purged.
+    """
+    statuses = parse_statuses(args.status)
+    older = parse_duration(args.older_than) if args.older_than is not None else None
+    selection = management.PurgeFilter(
+        statuses=statuses, created_to=moment - older if older is not None else None
+    )
+    if selection.empty:
+        raise UsageError("purge needs a filter: --status, --older-than, or both")
+    unfinished = sorted(p.value for p in statuses or () if not p.finished)
+    if unfinished:
+        raise UsageError(f"{', '.join(unfinished)} Searches are never purged")
+    return selection
+
+
 # -- the commands ---------------------------------------------------------------------------
 
 
@@ -157,11 +176,13 @@ async def _get_search(api: KubeApi, namespace: str, name: str) -> Body:
         raise CommandError(f"no Search {name!r} in namespace {namespace}") from None
 
 
-async def run_list(api: KubeApi, namespace: str, args: argparse.Namespace) -> int:
+async def run_list(
+    api: KubeApi, namespace: str, args: argparse.Namespace, clock: Clock = now
+) -> int:
     statuses = parse_statuses(args.status)
     items = await _list_searches(api, namespace)
     if statuses is not None:
-        items = [s for s in items if management.phase_of(s) in statuses]
+        items = [s for s in items if search_phase(search_status(s)) in statuses]
     items.sort(
         key=lambda s: (s["metadata"].get("creationTimestamp") or "", s["metadata"]["name"]),
         reverse=True,
@@ -172,7 +193,7 @@ async def run_list(api: KubeApi, namespace: str, args: argparse.Namespace) -> in
     if not items:
         print(f"no Searches in namespace {namespace}", file=sys.stderr)
         return EXIT_OK
-    print(_table(items, now()))
+    print(_table(items, clock()))
     return EXIT_OK
 
 
@@ -187,7 +208,7 @@ def _table(items: Sequence[Mapping[str, Any]], moment: dt.datetime) -> str:
             (
                 str(search["metadata"]["name"]),
                 query if len(query) <= 40 else query[:39] + "…",
-                management.phase_of(search).value,
+                search_phase(search_status(search)).value,
                 str(status.get("progress") or ""),
                 age,
                 str(status.get("duration") or ""),
@@ -200,7 +221,9 @@ def _table(items: Sequence[Mapping[str, Any]], moment: dt.datetime) -> str:
     )
 
 
-async def run_get(api: KubeApi, namespace: str, args: argparse.Namespace) -> int:
+async def run_get(
+    api: KubeApi, namespace: str, args: argparse.Namespace, clock: Clock = now
+) -> int:
     search = await _get_search(api, namespace, args.id)
     if args.output == "json":
         print(json.dumps(without_bookkeeping(search), indent=2))
@@ -220,7 +243,7 @@ async def run_get(api: KubeApi, namespace: str, args: argparse.Namespace) -> int
     for condition in (search.get("status") or {}).get("conditions") or ():
         if condition.get("message"):
             lines.append(f"  {condition.get('type')}: {condition.get('message')}")
-    drawn = timeline.timeline(search, children, await _watcher_of(api, namespace, search), now())
+    drawn = timeline.timeline(search, children, await _watcher_of(api, namespace, search), clock())
     if drawn["lanes"]:
         lines.append("  timeline (from each HttpTask's attemptLog, offsets from the start):")
         width = max(len(str(lane["name"])) for lane in drawn["lanes"])
@@ -281,7 +304,7 @@ async def run_terminate(api: KubeApi, namespace: str, args: argparse.Namespace) 
         if problem:
             raise UsageError(f"--reason: {problem}")
     search = await _get_search(api, namespace, args.id)
-    phase = management.phase_of(search)
+    phase = search_phase(search_status(search))
     if phase.finished:
         raise CommandError(f"Search {args.id!r} already finished ({phase.value})")
     await api.patch(SEARCH_PLURAL, namespace, args.id, management.terminate_patch(reason))
@@ -290,17 +313,10 @@ async def run_terminate(api: KubeApi, namespace: str, args: argparse.Namespace) 
     return EXIT_OK
 
 
-async def run_purge(api: KubeApi, namespace: str, args: argparse.Namespace) -> int:
-    statuses = parse_statuses(args.status)
-    older = parse_duration(args.older_than) if args.older_than is not None else None
-    selection = management.PurgeFilter(
-        statuses=statuses, created_to=now() - older if older is not None else None
-    )
-    if selection.empty:
-        raise UsageError("purge needs a filter: --status, --older-than, or both")
-    unfinished = sorted(p.value for p in statuses or () if not p.finished)
-    if unfinished:
-        raise UsageError(f"{', '.join(unfinished)} Searches are never purged")
+async def run_purge(
+    api: KubeApi, namespace: str, args: argparse.Namespace, clock: Clock = now
+) -> int:
+    selection = purge_filter(args, clock())
     chosen = management.purge_selection(await _list_searches(api, namespace), selection)
     deleted = 0
     for name, uid in chosen:

@@ -23,10 +23,11 @@ from durable_search.api.constants import (
     SEARCH_PLURAL,
     SearchPhase,
 )
+from durable_search.api.status import search_finished, search_phase, search_status
 from durable_search.commands.common import add_common_flags
 from durable_search.commands.progress import progress_lines
 from durable_search.engine import management
-from durable_search.engine.fanin import output_html, text_body
+from durable_search.engine.page import output_html, text_body
 from durable_search.errors import KubeApiError, RefusedError
 from durable_search.kube.api import KubeApi, custom_path
 from durable_search.kube.config import context_namespace
@@ -109,12 +110,8 @@ async def _start(api: KubeApi, namespace: str, args: argparse.Namespace) -> int:
             {n: text_body(c.get("status") or {}) for n, c in children.items()},
         )
         print(json.dumps(result, indent=2))
-    phase = SearchPhase(final["status"]["phase"])
+    phase = search_phase(search_status(final))
     return EXIT_COMPLETED if phase is SearchPhase.COMPLETED else EXIT_FAILED
-
-
-def _finished(search: Mapping[str, Any]) -> bool:
-    return (search.get("status") or {}).get("phase") in _FINISHED
 
 
 async def _follow(
@@ -131,7 +128,7 @@ async def _follow(
     latest: Mapping[str, Any] = search
     try:
         async with asyncio.timeout(timeout):
-            while not _finished(latest):
+            while not search_finished(search_status(latest)):
                 remaining = max(1, min(int(deadline - time.monotonic()), REFRESH_SECONDS))
                 async for event in api.client.watch(
                     custom_path(SEARCH_PLURAL, namespace),
@@ -146,7 +143,7 @@ async def _follow(
                         printer.show(
                             progress_lines(latest, await _children(api, namespace, latest))
                         )
-                        if _finished(latest):
+                        if search_finished(search_status(latest)):
                             return latest
                 latest = await api.get(SEARCH_PLURAL, namespace, name)
                 printer.show(progress_lines(latest, await _children(api, namespace, latest)))
@@ -155,9 +152,6 @@ async def _follow(
         return None
     finally:
         printer.done()
-
-
-_FINISHED = {p.value for p in SearchPhase if p.finished}
 
 
 async def _children(

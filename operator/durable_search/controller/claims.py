@@ -14,10 +14,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from durable_search.api.constants import HTTPTASK_PLURAL
-from durable_search.api.status import Body, Key
+from durable_search.api.status import Body, HttpTaskStatus, Key, task_status
 from durable_search.controller.membership import Membership
 from durable_search.controller.metrics import METRICS
 from durable_search.engine import ring
@@ -39,17 +39,17 @@ class Claims:
     def me(self) -> str:
         return self.membership.identity
 
-    def stamp(self, key: Key, status: Mapping[str, Any]) -> dict[str, Any]:
+    def stamp(self, key: Key, status: Mapping[str, Any]) -> HttpTaskStatus:
         """``status`` naming its holder: this member, or nobody once it gives the object up."""
         holder = "" if key in self.releasing else self.me
-        return {**status, **ring.claim_status(holder)}
+        return {**cast(HttpTaskStatus, status), **ring.claim_status(holder)}
 
     def verdict(self, body: Mapping[str, Any]) -> ring.ClaimVerdict:
         return ring.decide_claim(body, self.me, self.membership.holds_claims)
 
     async def take_over(self, api: KubeApi, body: Body, previous: str | None) -> Body | None:
         """Claim ``body`` for this member; None when another write came first (re-read)."""
-        status = {**(body.get("status") or {}), **ring.claim_status(self.me)}
+        status: HttpTaskStatus = {**task_status(body), **ring.claim_status(self.me)}
         try:
             written = await api.write_status(HTTPTASK_PLURAL, body, status)
         except (ConflictError, NotFoundError):
@@ -67,7 +67,7 @@ class Claims:
         """Give ``body``'s claim up (when this member holds it); the written body, if any."""
         if ring.claim_holder(body) != self.me:
             return None
-        status = {**(body.get("status") or {}), **ring.claim_status("")}
+        status: HttpTaskStatus = {**task_status(body), **ring.claim_status("")}
         try:
             written = await api.write_status(HTTPTASK_PLURAL, body, status)
         except (ConflictError, NotFoundError):

@@ -16,7 +16,7 @@ from typing import Any
 
 from durable_search.api.constants import HTTPTASK_PLURAL, SEARCH_KIND, SEARCH_PLURAL
 from durable_search.api.models import SearchSpec
-from durable_search.api.status import Body, Key, status_of, task_phase
+from durable_search.api.status import Body, Key, search_finished, status_of, task_phase
 from durable_search.controller import searches as search_worker
 from durable_search.controller import tasks as task_worker
 from durable_search.controller.claims import Claims
@@ -26,7 +26,6 @@ from durable_search.controller.store import ObjectStore, Workers, key_of
 from durable_search.controller.tasks import TaskContext
 from durable_search.controller.ttl import TtlQueue
 from durable_search.engine import ring, ttl
-from durable_search.engine.fanin import is_finished
 from durable_search.engine.ring import Shares
 from durable_search.errors import NotFoundError
 from durable_search.kube.client import is_transient
@@ -117,7 +116,7 @@ class Runtime:
         key = key_of(body)
         store = self.search_context.searches
         if kind != "DELETED" and not self._owns(body):
-            finished = is_finished(body.get("status") or {})
+            finished = search_finished(body.get("status") or {})
             await self._elsewhere(SEARCH_PLURAL, key, body, finished)
             store.remove(key)
             await self.search_workers.cancel(key)
@@ -130,7 +129,7 @@ class Runtime:
             await self.search_workers.cancel(key)
         else:
             status = body.get("status") or {}
-            if is_finished(status):
+            if search_finished(status):
                 # Finished for good: nothing will read it again but its TTL; holding thousands
                 # costs memory, so the store forgets it and the TTL queue keeps a tuple.
                 self._forget_children(body)

@@ -18,7 +18,7 @@ from typing import Any
 
 from durable_search.api.constants import HTTPTASK_PLURAL, SEARCH_PLURAL
 from durable_search.api.models import ProviderSpec, SearchSpec
-from durable_search.api.status import Body, Key
+from durable_search.api.status import Body, Key, search_finished
 from durable_search.api.timestamps import parse_time
 from durable_search.controller.events import EventRecorder
 from durable_search.controller.metrics import METRICS
@@ -296,7 +296,7 @@ async def fail_internal(ctx: SearchContext, key: Key, message: str) -> None:
     """Give up on a Search our own code keeps failing on: it ends Failed (reason Internal)."""
     body = await ctx.api.get(SEARCH_PLURAL, *key)
     status = body.get("status") or {}
-    if fanin.is_finished(status):
+    if search_finished(status):
         return
     await _terminate_children(ctx, SearchRef(key[1], key[0], body["metadata"]["uid"]), status)
     await _write(ctx, body, fanin.internal_failure(status, message, ctx.clock()))

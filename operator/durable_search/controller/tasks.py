@@ -28,7 +28,7 @@ from durable_search.api.constants import (
     TaskPhase,
 )
 from durable_search.api.models import HttpTaskSpec
-from durable_search.api.status import Body, Key
+from durable_search.api.status import Body, Key, task_phase
 from durable_search.api.timestamps import parse_time
 from durable_search.controller.claims import RECHECK_SECONDS, Claims
 from durable_search.controller.credentials import Credentials
@@ -38,6 +38,7 @@ from durable_search.controller.store import ObjectStore, key_of
 from durable_search.controller.watcher import WatcherPath
 from durable_search.engine import bounds, ring
 from durable_search.engine import httptask as engine
+from durable_search.engine.deadline import task_deadline
 from durable_search.engine.retry_after import parse_retry_after
 from durable_search.errors import ConflictError, ExchangeError, NotFoundError, RefusedError
 from durable_search.http.client import HttpClient
@@ -113,7 +114,7 @@ async def run_task(ctx: TaskContext, key: Key) -> None:
                 if held is None:
                     continue  # another member holds it: waited, look again
                 body = held
-            left = (engine.deadline_of(spec, created) - now).total_seconds()
+            left = (task_deadline(spec, created) - now).total_seconds()
             action = (decision.kind, decision.number)
             if ctx.pacing is not None and (paced is None or paced[0] != action):
                 wait = await ctx.pacing.delay(
@@ -269,7 +270,7 @@ def _still_held(ctx: TaskContext, body: Body) -> bool:
 
 def _claims(status: Mapping[str, Any], sent: engine.Send) -> bool:
     """Whether ``status`` still claims the action ``sent`` performed."""
-    phase = engine.phase_of(status)
+    phase = task_phase(status)
     if phase.finished:
         return False
     if sent.kind is engine.ActionKind.POLL:
@@ -418,6 +419,6 @@ async def fail_internal(ctx: TaskContext, key: Key, message: str) -> None:
     """Give up on a task our own code keeps failing on: it ends Failed (Invalid, Internal)."""
     body = await ctx.api.get(HTTPTASK_PLURAL, *key)
     status = body.get("status") or {}
-    if engine.phase_of(status).finished:
+    if task_phase(status).finished:
         return
     await _write(ctx, body, engine.internal_failure(status, message, ctx.clock()))

@@ -1,4 +1,4 @@
-"""Fan-in: a Search's status from its plan and its children, and the joined output page.
+"""Fan-in: a Search's status from its plan and its children.
 
 A result that has an outcome is a recorded fact and is never rewritten, so a fan-in computed
 from an incomplete view of the children (a cache still filling after a restart) can only add
@@ -7,8 +7,6 @@ outcomes, never lose one: progress never goes backwards.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime as dt
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,13 +14,11 @@ from typing import Any, cast
 
 from durable_search.api.constants import (
     CONDITION_SUCCEEDED,
-    NO_RESULTS_HTML,
-    RESULT_SEPARATOR,
     Outcome,
     Reason,
     SearchPhase,
 )
-from durable_search.api.status import Condition, SearchResult, SearchStatus, search_finished
+from durable_search.api.status import Condition, SearchResult, SearchStatus
 from durable_search.api.timestamps import format_duration, format_time, parse_time
 from durable_search.engine.bounds import MESSAGE_MAX, cut
 from durable_search.engine.conditions import set_condition
@@ -189,11 +185,6 @@ def internal_failure(status: Mapping[str, Any], message: str, now: dt.datetime) 
     )
 
 
-def deadline_of(status: Mapping[str, Any], deadline_seconds: float) -> dt.datetime | None:
-    started = parse_time(status.get("startTime"))
-    return started + dt.timedelta(seconds=deadline_seconds) if started else None
-
-
 def transition(old: Mapping[str, Any], new: Mapping[str, Any]) -> Transition | None:
     """The Event to emit for a status change, if the phase changed in a way users care about."""
     before, after = old.get("phase"), new.get("phase")
@@ -213,39 +204,6 @@ def transition(old: Mapping[str, Any], new: Mapping[str, Any]) -> Transition | N
     if after == SearchPhase.TERMINATED:
         return Transition(Reason.TERMINATED, message, True)
     return None
-
-
-def output_html(results: Sequence[Mapping[str, Any]], bodies: Mapping[str, str | None]) -> str:
-    """The sample's GetResult: each provider's page, or "No Results", joined by ``<hr/>``."""
-    return RESULT_SEPARATOR.join(
-        provider_html(r, bodies.get(r.get("httpTaskName") or "")) for r in results
-    )
-
-
-def provider_html(result: Mapping[str, Any], body: str | None) -> str:
-    if result.get("outcome") == Outcome.SUCCEEDED and body is not None:
-        return body
-    return NO_RESULTS_HTML
-
-
-def text_body(child_status: Mapping[str, Any]) -> str | None:
-    """A child's stored body when it is text (binary bodies are not pages).
-
-    Markup is often stored as base64 (``http.body``: cheaper than JSON-escaping every ``<``),
-    so a base64 body that decodes to UTF-8 text is text too.
-    """
-    response = child_status.get("response") or {}
-    body = response.get("body")
-    if body is None or response.get("contentEncoding"):
-        return None
-    if response.get("encoding", "utf-8") == "utf-8":
-        return str(body)
-    try:
-        raw = base64.b64decode(str(body), validate=True)
-        text = raw.decode("utf-8")
-    except (binascii.Error, ValueError):
-        return None
-    return None if "\x00" in text else text
 
 
 def _close_pending(
@@ -285,6 +243,3 @@ def _finish(
         now=now,
     )
     return new
-
-
-is_finished = search_finished  # the one "has it finished?", from api.status

@@ -26,7 +26,8 @@ from durable_search.api.constants import (
     Outcome,
 )
 from durable_search.api.models import ProviderSpec, SearchSpec
-from durable_search.api.status import SearchResult
+from durable_search.api.status import Metadata, OwnerReference, SearchResult
+from durable_search.engine.deadline import child_deadline_seconds
 from durable_search.engine.names import child_name, label_value
 from durable_search.engine.templating import render_url
 
@@ -85,7 +86,7 @@ def child_labels(search: SearchRef, provider: str, role: str = ROLE_FANOUT) -> d
     }
 
 
-def owner_reference(search: SearchRef, *, controller: bool) -> dict[str, Any]:
+def owner_reference(search: SearchRef, *, controller: bool) -> OwnerReference:
     return {
         "apiVersion": API_VERSION,
         "kind": SEARCH_KIND,
@@ -110,14 +111,13 @@ def child_manifest(
     ``name`` is the one the plan recorded, when it has one: a Search planned under an older
     naming re-creates a lost child under the name it will look it up by.
     """
-    remaining = spec.deadline_seconds - (now - started).total_seconds()
     task_spec: dict[str, Any] = {
         "request": {
             "method": provider.method,
             "url": render_url(provider.url, spec.query),
             "headers": [h.to_json() for h in provider.headers],
         },
-        "deadlineSeconds": max(math.ceil(remaining), 1),
+        "deadlineSeconds": child_deadline_seconds(spec, started, now),
     }
     timeout = _tightest(provider.attempt_timeout_seconds, spec.overrides.attempt_timeout_seconds)
     if timeout is not None:
@@ -131,7 +131,7 @@ def child_manifest(
         task_spec["response"] = dict(provider.response)
     task_spec.update(_expression_fields(provider))
     _request_capabilities(task_spec["request"], provider)
-    metadata: dict[str, Any] = {
+    metadata: Metadata = {
         "name": name or child_name(search.name, provider.name, search.uid),
         "namespace": search.namespace,
         "labels": child_labels(search, provider.name),

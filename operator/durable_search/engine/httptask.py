@@ -49,6 +49,7 @@ from durable_search.engine.bounds import (
     fit_status,
 )
 from durable_search.engine.conditions import set_condition
+from durable_search.engine.deadline import task_deadline
 from durable_search.engine.retry_after import parse_retry_after
 from durable_search.engine.schedule import poll_delay, retry_delay
 
@@ -167,18 +168,11 @@ class Claim:
 # -- reading the status ---------------------------------------------------------------------
 
 
-def deadline_of(spec: HttpTaskSpec, created: dt.datetime) -> dt.datetime:
-    return created + dt.timedelta(seconds=spec.deadline_seconds)
-
-
-phase_of = task_phase  # the one "how far has it got?", from api.status
-
-
 def decide(
     spec: HttpTaskSpec, status: Mapping[str, Any], created: dt.datetime, now: dt.datetime
 ) -> Decision:
     """The next step for a task, from its spec and status alone (level-triggered)."""
-    phase = phase_of(status)
+    phase = task_phase(status)
     if phase.finished:
         return Done()
     if spec.terminate:
@@ -195,7 +189,7 @@ def decide(
         judging.compile_spec(spec)
     except cel.InvalidExpression as error:
         return Finish(_invalid_expression(status, error, now))
-    deadline = deadline_of(spec, created)
+    deadline = task_deadline(spec, created)
     if now >= deadline:
         return Finish(
             _finished(
@@ -307,7 +301,7 @@ def _after_failure(
             reason=failure.reason,
         )
     retried = sent.kind is ActionKind.POLL or spec.retry.on_transport_errors
-    claim = _next_claim(spec, status, created, sent, now, None, None) if retried else None
+    claim = _next_claim(spec, status, created, sent, now) if retried else None
     if claim is not None:
         return _claim(new, spec, created, claim, f"{_what(sent)} failed: {failure.message}", now)
     outcome = Outcome.TIMED_OUT if failure.kind is FailureKind.TIMEOUT else Outcome.TRANSPORT_ERROR
@@ -397,15 +391,15 @@ def _poll_again(
         return _finished(
             new, phase=TaskPhase.SUCCEEDED, outcome=Outcome.HTTP_ERROR, message=message, now=now
         )
-    number = sent.number + 1 if sent.kind is ActionKind.POLL else 1
-    if number > spec.async_.max_polls:
+    claim = _next_claim(
+        spec, new, created, sent, now, retry_after=answer.retry_after, location=location
+    )
+    if claim is None:
         state = "202" if answer.status_code == 202 else "running"
         message = f"still {state} after {spec.async_.max_polls} polls ({what})"
         return _finished(
             new, phase=TaskPhase.FAILED, outcome=Outcome.TIMED_OUT, message=message, now=now
         )
-    wait = poll_delay(spec.async_, parse_retry_after(answer.retry_after, now))
-    claim = Claim(ActionKind.POLL, number, now + dt.timedelta(seconds=wait), location)
     return _claim(new, spec, created, claim, f"{what}: polling {location}", now)
 
 
@@ -429,7 +423,13 @@ def _after_answer(
     new["response"] = _response_json(answer)
     if answer.status_code in spec.retry.on_status_codes:
         claim = _next_claim(
-            spec, status, created, sent, now, answer.status_code, answer.retry_after
+            spec,
+            status,
+            created,
+            sent,
+            now,
+            status_code=answer.status_code,
+            retry_after=answer.retry_after,
         )
         if claim is not None:
             message = f"{_what(sent)} answered {answer.status_code}"
@@ -461,29 +461,31 @@ def _next_claim(
     created: dt.datetime,
     sent: Send,
     now: dt.datetime,
-    status_code: int | None,
-    retry_after_header: str | None,
+    *,
+    status_code: int | None = None,
+    retry_after: str | None = None,
+    location: str | None = None,
 ) -> Claim | None:
-    """The action that tries ``sent`` again, if the policy allows one more; else None.
+    """The action after ``sent``, if the policy allows one more; else None.
 
-    A poll is polled again (its deadline is checked when claimed); an attempt is retried only
-    if the retry would start before the deadline, so the last answer stays the outcome.
+    ``location`` is a status URL the answer just named: the next action polls it (poll 1 after
+    an attempt, the next poll after a poll). Without one, a poll polls ``status``'s location
+    again and an attempt is retried. Polls are claimed while ``maxPolls`` allows (``_claim``
+    checks the deadline when one is recorded); an attempt is retried only if it would start
+    before the deadline, so the last answer stays the outcome.
     """
-    retry_after = parse_retry_after(retry_after_header, now)
-    if sent.kind is ActionKind.POLL:
-        if sent.number >= spec.async_.max_polls:
+    asked = parse_retry_after(retry_after, now)  # seconds the server asked us to wait
+    if location is not None or sent.kind is ActionKind.POLL:
+        number = sent.number + 1 if sent.kind is ActionKind.POLL else 1
+        if number > spec.async_.max_polls:
             return None
-        wait = poll_delay(spec.async_, retry_after)
-        return Claim(
-            ActionKind.POLL,
-            sent.number + 1,
-            now + dt.timedelta(seconds=wait),
-            str(status["location"]),
-        )
+        due = now + dt.timedelta(seconds=poll_delay(spec.async_, asked))
+        url = location if location is not None else str(status["location"])
+        return Claim(ActionKind.POLL, number, due, url)
     if sent.number >= spec.retry.max_attempts:
         return None
-    due = now + dt.timedelta(seconds=retry_delay(spec.retry, sent.number, status_code, retry_after))
-    if due >= deadline_of(spec, created):
+    due = now + dt.timedelta(seconds=retry_delay(spec.retry, sent.number, status_code, asked))
+    if due >= task_deadline(spec, created):
         return None
     return Claim(ActionKind.ATTEMPT, sent.number + 1, due)
 
@@ -566,7 +568,7 @@ def _claim(
 ) -> Status:
     """Record ``claim`` as the next action; a poll due past the deadline ends the task."""
     if claim.kind is ActionKind.POLL:
-        if claim.due >= deadline_of(spec, created):
+        if claim.due >= task_deadline(spec, created):
             message = (
                 f"deadline of {spec.deadline_seconds:g}s reached while polling {claim.location}"
             )
@@ -648,7 +650,7 @@ def result_summary(status: Mapping[str, Any]) -> SearchResult:
     if status.get("outcome"):
         summary["outcome"] = str(status["outcome"])
     response = status.get("response")
-    if response and phase_of(status) is TaskPhase.SUCCEEDED:
+    if response and task_phase(status) is TaskPhase.SUCCEEDED:
         summary["statusCode"] = int(response["statusCode"])
     started = parse_time(status.get("startTime"))
     completed = parse_time(status.get("completionTime"))

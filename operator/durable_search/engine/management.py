@@ -35,12 +35,10 @@ from durable_search.api.constants import (
     SEARCH_KIND,
     SearchPhase,
 )
-from durable_search.api.status import search_phase, status_of
+from durable_search.api.status import Body, Metadata, search_phase, search_status
 from durable_search.api.timestamps import parse_time
 from durable_search.engine.fanout import SearchRef, owner_reference
 from durable_search.engine.names import label_value, watcher_name
-
-Body = dict[str, Any]
 
 ANNOTATION_INPUT = f"{GROUP}/input"
 LABEL_RERUN_OF = f"{GROUP}/rerun-of"
@@ -122,7 +120,7 @@ def rerun_manifest(original: Mapping[str, Any], name: str) -> Body:
     API server, not from a cache that slims it.
     """
     spec = {k: v for k, v in (original.get("spec") or {}).items() if k not in RUN_STATE_FIELDS}
-    metadata: Body = {
+    metadata: Metadata = {
         "name": name,
         "labels": {LABEL_RERUN_OF: label_value(str(original["metadata"]["name"]))},
     }
@@ -146,7 +144,7 @@ def watcher_manifest(search: Mapping[str, Any], base_url: str, deadline_margin: 
     """The sample's WatchWorkflow: an HttpTask riding ``<base_url>/api/searches/{id}``'s 202
     long-polling to the end, owned by the Search with ``controller: false`` (deleted with it,
     not counted in its fan-in)."""
-    metadata = search["metadata"]
+    metadata: Metadata = search["metadata"]
     ref = SearchRef(metadata["name"], metadata["namespace"], metadata["uid"])
     deadline_seconds = (search.get("spec") or {}).get("deadlineSeconds", DEFAULT_DEADLINE_SECONDS)
     deadline = int(deadline_seconds) + deadline_margin
@@ -217,11 +215,6 @@ def terminate_patch(reason: str | None) -> Body:
 # -- purging --------------------------------------------------------------------------------
 
 
-def phase_of(search: Mapping[str, Any]) -> SearchPhase:
-    """A Search's phase, from the body (``api.status.search_phase`` of its status)."""
-    return search_phase(status_of(search))
-
-
 @dataclass(frozen=True)
 class PurgeFilter:
     """Which Searches a purge deletes: every filter given must match, and at least one must be
@@ -237,7 +230,7 @@ class PurgeFilter:
 
     def matches(self, search: Mapping[str, Any]) -> bool:
         """Whether the filter selects ``search`` (a Pending or Running one never)."""
-        phase = phase_of(search)
+        phase = search_phase(search_status(search))
         if not phase.finished:
             return False
         if self.statuses is not None and phase not in self.statuses:

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from durable_search.api.status import HttpTaskStatus
 from durable_search.api.timestamps import parse_time
 
 RING_LABEL = "durablesearch.dev/ring"
@@ -213,7 +214,7 @@ def decide_claim(
     return WaitForRelease(holder)
 
 
-def claim_status(holder: str) -> dict[str, Any]:
+def claim_status(holder: str) -> HttpTaskStatus:
     """The status fragment naming ``holder`` ("" releases the claim)."""
     return {"claim": {"holder": holder}}
 

@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from durable_search.api.models import SearchSpec
-from durable_search.api.status import SearchStatus
+from durable_search.api.status import SearchStatus, search_finished
 from durable_search.engine import fanin
+from durable_search.engine.deadline import search_deadline
 
 # Children carry the Search's deadline themselves; the Search enforces it too, a little later,
 # in case a child cannot (its worker is gone, its object was edited).
@@ -93,7 +94,7 @@ def decide(
     now: dt.datetime,
     last_progress: dt.datetime | None = None,
 ) -> Decision:
-    if fanin.is_finished(status):
+    if search_finished(status):
         return Done()
     if spec.terminate:
         return Stop(fanin.terminate(status, now, terminated_message(spec)))
@@ -101,12 +102,12 @@ def decide(
         return Start()
     if children.unknown:
         return Recover(tuple(sorted(children.unknown)))
-    deadline = fanin.deadline_of(status, spec.deadline_seconds)
+    deadline = search_deadline(spec, status)
     if deadline is not None and now >= deadline + DEADLINE_GRACE:
         return Stop(fanin.expire(status, spec.deadline_seconds, now))
     folded = fanin.fan_in(status, children.statuses, generation, now, foreign=children.foreign)
     if folded != status:
-        if fanin.is_finished(folded) or last_progress is None:
+        if search_finished(folded) or last_progress is None:
             return Record(folded)
         due = last_progress + PROGRESS_INTERVAL
         if now >= due:

@@ -16,7 +16,8 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from durable_search.api.constants import SearchPhase, TaskPhase
+from durable_search.api.constants import TaskPhase
+from durable_search.api.status import search_phase
 from durable_search.api.timestamps import parse_time
 
 Json = dict[str, Any]
@@ -133,7 +134,7 @@ def timeline(
     origin = parse_time(status.get("startTime")) or created
     origin = min(origin, created)
     finished_at = parse_time(status.get("completionTime"))
-    phase = SearchPhase(status.get("phase") or SearchPhase.PENDING)
+    phase = search_phase(status)
     lanes = [
         lane(
             str(result.get("name")),
