@@ -1,10 +1,10 @@
 """The web service's app factory: the page, the API, health, metrics, and the shared watch.
 
 ``create_app(config)`` builds everything; the Kubernetes client and the shared watch live in a
-``cleanup_ctx`` so they start with the app and stop with it; the one clock the app reads is
-its ``clock`` (the system's by default). Static assets ship inside the wheel
-(``durable_search_web/static``) and the page uses relative URLs only, so it works behind any
-host, port or path prefix.
+``cleanup_ctx`` so they start with the app and stop with it. How it reaches Kubernetes
+(``connect``) and the one clock it reads (``clock``) are parameters, the real ones by default.
+Static assets ship inside the wheel (``durable_search_web/static``) and the page uses relative
+URLs only, so it works behind any host, port or path prefix.
 
 Every request goes through the same middlewares, outermost first: problems (every error is
 ``application/problem+json``, a Kubernetes API refusal no handler decided on is mapped once by
@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from importlib import resources
 
 from aiohttp import web
@@ -65,9 +66,13 @@ PAGE_CSP = (
 WATCH_STALE_SECONDS = 600
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Opens the Kubernetes API for --kubeconfig (None: in-cluster, or the default kubeconfig).
+Connect = Callable[[str | None], Awaitable[KubeApi]]
 
 
-def create_app(config: WebConfig, *, clock: Clock = SYSTEM_CLOCK) -> web.Application:
+def create_app(
+    config: WebConfig, *, connect: Connect = KubeApi.connect, clock: Clock = SYSTEM_CLOCK
+) -> web.Application:
     app = web.Application(
         client_max_size=MAX_REQUEST_BYTES,
         middlewares=[problems_middleware, headers_middleware, origin_middleware, access_middleware],
@@ -77,7 +82,7 @@ def create_app(config: WebConfig, *, clock: Clock = SYSTEM_CLOCK) -> web.Applica
     app[METRICS] = WebMetrics()
     app[START_LIMITER] = StartLimiter(config.start_rate, config.start_burst)
     app[LONG_POLLS] = LongPollSlots(config.max_long_polls)
-    app.cleanup_ctx.append(kubernetes_context)
+    app.cleanup_ctx.append(partial(kubernetes_context, connect=connect))
     setup_routes(app, SERVICE_ROUTES)
     static = app.router.add_static(
         "/static/", path=str(STATIC), name="static", append_version=False
@@ -88,10 +93,12 @@ def create_app(config: WebConfig, *, clock: Clock = SYSTEM_CLOCK) -> web.Applica
     return app
 
 
-async def kubernetes_context(app: web.Application) -> AsyncIterator[None]:
+async def kubernetes_context(
+    app: web.Application, connect: Connect = KubeApi.connect
+) -> AsyncIterator[None]:
     """The API client and the one shared watch, for the app's lifetime."""
     config, clock = app[CONFIG], app[CLOCK]
-    api = await KubeApi.connect(config.kubeconfig)
+    api = await connect(config.kubeconfig)
     cache = SearchCache(api.client, config.namespace, clock=clock)
     app[CACHE] = cache
     app[AUTHORIZER] = Authorizer(
