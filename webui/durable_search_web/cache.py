@@ -28,7 +28,7 @@ logger = logging.getLogger("durable_search_web.cache")
 WATCH_TIMEOUT_SECONDS = 240
 LIST_PAGE = 500
 GONE = 410  # the resourceVersion is too old to watch from: list again
-_BACKOFF = (0.5, 1, 2, 5, 10)
+BACKOFF_SECONDS = (0.5, 1, 2, 5, 10)  # after the 1st, 2nd, ... failure in a row
 
 
 class SearchCache:
@@ -39,9 +39,11 @@ class SearchCache:
         page_size: int = LIST_PAGE,
         *,
         clock: Clock = SYSTEM_CLOCK,
+        backoff: tuple[float, ...] = BACKOFF_SECONDS,
     ) -> None:
         self._client = client
         self._clock = clock
+        self._backoff = backoff
         self.namespace = namespace
         self._path = custom_path(SEARCH_PLURAL, namespace)
         self._page_size = page_size
@@ -108,7 +110,7 @@ class SearchCache:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                delay = _BACKOFF[min(failures, len(_BACKOFF) - 1)]
+                delay = self._backoff[min(failures, len(self._backoff) - 1)]
                 failures += 1
                 logger.warning("watch of searches failed (%s); re-listing in %ss", error, delay)
                 await asyncio.sleep(delay)
