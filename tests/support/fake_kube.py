@@ -15,10 +15,9 @@ import datetime as dt
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
 
+from durable_search.api.status import Body
 from durable_search.api.timestamps import format_time
 from durable_search.errors import ConflictError, NotFoundError
-
-Body = dict[str, Any]
 
 
 def apply_merge_patch(target: Mapping[str, Any], patch: Mapping[str, Any]) -> Body:
