@@ -141,3 +141,57 @@ async def test_the_watchers_trusted_path_is_the_first_hop_only() -> None:
     prepared = PreparedRequest("GET", "http://web/api/searches/s", (), None, "", open_path=True)
     await run(client, prepared)
     assert [r.open_path for r in client.sent] == [True, False]
+
+
+class Stopwatch:
+    """A monotonic clock that moves only when an answer takes its time."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class SlowClient(FakeClient):
+    """Every answer takes ``seconds`` on the stopwatch; records the timeout each hop was given."""
+
+    def __init__(
+        self, answers: dict[str, IncomingResponse | Exception], stopwatch: Stopwatch, seconds: float
+    ) -> None:
+        super().__init__(answers)
+        self.stopwatch = stopwatch
+        self.seconds = seconds
+        self.timeouts: list[float] = []
+
+    async def send(
+        self, request: OutgoingRequest, *, timeout: float, max_body_bytes: int
+    ) -> IncomingResponse:
+        self.timeouts.append(timeout)
+        self.stopwatch.now += self.seconds
+        return await super().send(request, timeout=timeout, max_body_bytes=max_body_bytes)
+
+
+async def test_each_redirect_hop_gets_only_what_is_left_of_the_exchanges_timeout() -> None:
+    stopwatch = Stopwatch()
+    client = SlowClient(
+        {
+            "https://a.example/": response(302, headers=[("location", "https://a.example/b")]),
+            "https://a.example/b": response(302, headers=[("location", "https://a.example/c")]),
+            "https://a.example/c": response(),
+        },
+        stopwatch,
+        seconds=1.5,
+    )
+    exchange = await perform(
+        client,
+        request("https://a.example/"),
+        timeout=5,
+        max_redirects=5,
+        response_policy=ResponsePolicy(),
+        clock=lambda: dt.datetime(2026, 1, 31, tzinfo=dt.UTC),
+        monotonic=stopwatch,
+    )
+    assert client.timeouts == [5, 3.5, 2.0]
+    assert exchange.duration_ms == 4500  # every hop counted
+    assert exchange.started == dt.datetime(2026, 1, 31, tzinfo=dt.UTC)

@@ -1,4 +1,4 @@
-"""Fan-out plan and fan-in: results, progress, phases, and the joined output."""
+"""Fan-in: results, progress, phases, and the joined output."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 from durable_search.api.models import ProviderSpec, SearchSpec
 from durable_search.engine import fanin
-from durable_search.engine.fanout import SearchRef, child_manifest, plan_results
+from durable_search.engine.fanout import SearchRef, plan_results
 from durable_search.engine.names import child_name
 from durable_search.engine.page import output_html, text_body
 
@@ -36,14 +36,6 @@ def child(outcome: str | None, code: int | None = None) -> dict[str, Any]:
     if code:
         status["response"] = {"statusCode": code}
     return status
-
-
-def test_the_plan_names_children_deterministically_and_records_missing_refs() -> None:
-    status = started({"a": provider("a"), "gone": None})
-    assert status["phase"] == "Running"
-    assert status["results"][0] == {"name": "a", "httpTaskName": A, "attempts": 0}
-    assert status["results"][1]["outcome"] == "ProviderNotFound"
-    assert status["progress"] == "1/2"
 
 
 def test_no_providers_fails_the_search_with_a_reason() -> None:
@@ -118,27 +110,6 @@ def test_transitions_name_the_events_users_care_about() -> None:
     terminated = fanin.terminate(running, later(1), "terminated on request")
     change = fanin.transition(running, terminated)
     assert change is not None and change.reason == "Terminated" and change.warning
-
-
-def test_child_manifest_encodes_the_query_and_carries_the_remaining_deadline() -> None:
-    spec = SearchSpec.parse(
-        {
-            "query": "café & crème",
-            "deadlineSeconds": 60,
-            "overrides": {"attemptTimeoutSeconds": 5, "maxAttempts": 2},
-        }
-    )
-    site = ProviderSpec.parse(
-        "wiki",
-        {"url": "http://w/?q={query}", "attemptTimeoutSeconds": 9, "retry": {"maxAttempts": 5}},
-    )
-    manifest = child_manifest(REF, spec, site, started=NOW, now=later(20))
-    assert manifest["metadata"]["name"] == child_name("s1", "wiki", "uid-1")
-    assert manifest["metadata"]["ownerReferences"][0]["controller"] is True
-    assert manifest["spec"]["request"]["url"] == "http://w/?q=caf%C3%A9%20%26%20cr%C3%A8me"
-    assert manifest["spec"]["deadlineSeconds"] == 40
-    assert manifest["spec"]["attemptTimeoutSeconds"] == 5  # the override tightens
-    assert manifest["spec"]["retry"]["maxAttempts"] == 2
 
 
 def test_a_fold_that_changes_nothing_returns_the_same_status() -> None:

@@ -12,7 +12,7 @@ IP addresses, so a test against ``127.0.0.1`` would pass with the jar back in pl
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,26 +129,19 @@ async def test_the_sites_cookie_would_come_back_through_either_default_jar(
 
 
 async def test_every_pool_the_client_builds_has_no_jar_in_aiohttp_or_in_httpx(
-    monkeypatch: pytest.MonkeyPatch,
+    tls_site: Site,
 ) -> None:
-    """Whatever builds a pool (``_make_client``): aiohttp's dummy jar, and httpx keeps nothing."""
-    built: list[httpx.AsyncClient] = []
-    make: Callable[..., httpx.AsyncClient] = SharedHttpClient._make_client
-
-    def recording(self: SharedHttpClient, **kwargs: Any) -> httpx.AsyncClient:
-        client = make(self, **kwargs)
-        built.append(client)
-        return client
-
-    monkeypatch.setattr(SharedHttpClient, "_make_client", recording)
+    """Every pool it holds (``pools()``): aiohttp's dummy jar, and httpx keeps nothing."""
     shared = SharedHttpClient(ClientSettings(allow_hosts=frozenset({HOST}), open_path_enabled=True))
-    ca = ScratchCa("jar-test-ca")
-    shared._tls_client_for(OutgoingRequest("GET", "https://a.test/", ()), TlsMaterial(ca.pem))
     try:
-        assert len(built) == 3  # guarded, open, one task's TLS material
+        # A request with its own TLS material is sent through a pool of its own.
+        request = OutgoingRequest("GET", f"{tls_site.base}/echo", (), tls=tls_site.material)
+        assert (await shared.send(request, timeout=10, max_body_bytes=1 << 16)).status_code == 200
+        pools = shared.pools()
+        assert len(pools) == 3  # guarded, open, one task's TLS material
         url = f"http://{HOST}/"
-        for client in built:
-            session = client._transport.client  # type: ignore[attr-defined]
+        for pool in pools:
+            session, client = pool.session, pool.client
             assert isinstance(session, aiohttp.ClientSession)
             assert isinstance(session.cookie_jar, aiohttp.DummyCookieJar)
             session.cookie_jar.update_cookies({"tenant": "a"}, response_url=URL(url))

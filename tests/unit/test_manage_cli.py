@@ -43,7 +43,7 @@ def test_statuses_are_case_insensitive_and_unknown_ones_named() -> None:
 
 def test_the_table_has_kubectls_columns_and_cuts_long_queries() -> None:
     moment = dt.datetime(2026, 1, 1, 12, 0, 10, tzinfo=dt.UTC)
-    table = manage._table(
+    table = manage.search_table(
         [
             {
                 "metadata": {"name": "s-1", "creationTimestamp": "2026-01-01T12:00:00Z"},

@@ -20,7 +20,7 @@ from durable_search.errors import (
 )
 from durable_search_web import api
 from durable_search_web.access import PUBLIC, Route
-from durable_search_web.cache import SearchCache
+from durable_search_web.cache import BACKOFF_SECONDS, SearchCache
 from durable_search_web.problems import kube_problem
 from tests.unit.test_web_app import app_with_fakes
 
@@ -100,8 +100,10 @@ class ScriptedKube:
             yield event
 
 
-async def run_until_idle(kube: ScriptedKube) -> SearchCache:
-    cache = SearchCache(kube, "ns", page_size=1)  # type: ignore[arg-type]
+async def run_until_idle(
+    kube: ScriptedKube, backoff: tuple[float, ...] = BACKOFF_SECONDS
+) -> SearchCache:
+    cache = SearchCache(kube, "ns", page_size=1, backoff=backoff)  # type: ignore[arg-type]
     runner = asyncio.create_task(cache.run())
     try:
         await asyncio.wait_for(kube.idle.wait(), 5)
@@ -137,9 +139,8 @@ async def test_the_watch_follows_bookmarks_and_relists_at_once_when_its_version_
 
 
 async def test_any_other_watch_failure_backs_off_then_relists(
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr("durable_search_web.cache._BACKOFF", (0.01,))
     kube = ScriptedKube(
         lists=[[([search("a", "1")], "3")], [([search("a", "1")], "7")]],
         watches=[
@@ -147,6 +148,6 @@ async def test_any_other_watch_failure_backs_off_then_relists(
         ],
     )
     with caplog.at_level(logging.INFO, logger="durable_search_web.cache"):
-        await run_until_idle(kube)
+        await run_until_idle(kube, backoff=(0.01,))
     assert kube.watched_from == ["3", "7"]
     assert any("re-listing in 0.01s" in r.getMessage() for r in caplog.records)

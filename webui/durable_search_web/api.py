@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -35,7 +34,6 @@ from durable_search.api.status import (
     search_status,
     task_status,
 )
-from durable_search.api.timestamps import now as utc_now
 from durable_search.api.timestamps import parse_time
 from durable_search.engine import management
 from durable_search.engine import timeline as timeline_doc
@@ -62,6 +60,7 @@ from durable_search_web.config import (
     AUTHORIZER,
     CACHE,
     CALLER,
+    CLOCK,
     CONFIG,
     LONG_POLL_MAX_SECONDS,
     LONG_POLLS,
@@ -310,18 +309,19 @@ async def _wait_until_finished(request: web.Request, name: str, timeout: float) 
     """The Search once finished, if within ``timeout`` (Durable's WaitForCompletionOr...);
     woken by the shared watch like a long-poll, and counted against the same cap."""
     cache = request.app[CACHE]
+    clock = request.app[CLOCK]
     slots = request.app[LONG_POLLS]
     if not slots.acquire():
         return None  # started all the same: the client polls the Location
     request.app[METRICS].long_polls.inc()
-    deadline = time.monotonic() + timeout
+    deadline = clock.monotonic() + timeout
     try:
         while True:
             current = cache.get(name)
             if current is not None and search_finished(search_status(current)):
                 return current
             changed = cache.change_event(name)
-            remaining = deadline - time.monotonic()
+            remaining = deadline - clock.monotonic()
             if remaining <= 0:
                 return None
             try:
@@ -372,7 +372,8 @@ async def _wait_for_change(request: web.Request, name: str, timeout: float) -> B
     current = cache.get(name)
     if current is None:
         raise ProblemError(404, f"search {name!r} was deleted")
-    metrics.notify_latency.observe(time.monotonic() - cache.changed_at.get(name, time.monotonic()))
+    now = request.app[CLOCK].monotonic()
+    metrics.notify_latency.observe(now - cache.changed_at.get(name, now))
     return current
 
 
@@ -604,7 +605,7 @@ async def get_timeline(request: web.Request) -> web.Response:
     tasks, watcher = await asyncio.gather(
         owned_children(request, search, names), _watcher_of(request, search)
     )
-    document = timeline_doc.timeline(search, tasks, watcher, utc_now())
+    document = timeline_doc.timeline(search, tasks, watcher, request.app[CLOCK].now())
     return web.json_response(document, headers={"Cache-Control": "no-store"})
 
 

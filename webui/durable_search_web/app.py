@@ -1,9 +1,10 @@
 """The web service's app factory: the page, the API, health, metrics, and the shared watch.
 
 ``create_app(config)`` builds everything; the Kubernetes client and the shared watch live in a
-``cleanup_ctx`` so they start with the app and stop with it. Static assets ship inside the
-wheel (``durable_search_web/static``) and the page uses relative URLs only, so it works behind
-any host, port or path prefix.
+``cleanup_ctx`` so they start with the app and stop with it. How it reaches Kubernetes
+(``connect``) and the one clock it reads (``clock``) are parameters, the real ones by default.
+Static assets ship inside the wheel (``durable_search_web/static``) and the page uses relative
+URLs only, so it works behind any host, port or path prefix.
 
 Every request goes through the same middlewares, outermost first: problems (every error is
 ``application/problem+json``, a Kubernetes API refusal no handler decided on is mapped once by
@@ -18,8 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from importlib import resources
 
 from aiohttp import web
@@ -32,11 +33,13 @@ from durable_search_web.access import GET_METRICS, PUBLIC, Access, Route
 from durable_search_web.api import ROUTES, setup_routes
 from durable_search_web.auth import Authorizer
 from durable_search_web.cache import SearchCache
+from durable_search_web.clock import SYSTEM_CLOCK, Clock
 from durable_search_web.config import (
     ACCESS,
     AUTHORIZER,
     CACHE,
     CALLER,
+    CLOCK,
     CONFIG,
     LONG_POLLS,
     MAX_REQUEST_BYTES,
@@ -63,18 +66,23 @@ PAGE_CSP = (
 WATCH_STALE_SECONDS = 600
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# Opens the Kubernetes API for --kubeconfig (None: in-cluster, or the default kubeconfig).
+Connect = Callable[[str | None], Awaitable[KubeApi]]
 
 
-def create_app(config: WebConfig) -> web.Application:
+def create_app(
+    config: WebConfig, *, connect: Connect = KubeApi.connect, clock: Clock = SYSTEM_CLOCK
+) -> web.Application:
     app = web.Application(
         client_max_size=MAX_REQUEST_BYTES,
         middlewares=[problems_middleware, headers_middleware, origin_middleware, access_middleware],
     )
     app[CONFIG] = config
+    app[CLOCK] = clock
     app[METRICS] = WebMetrics()
     app[START_LIMITER] = StartLimiter(config.start_rate, config.start_burst)
     app[LONG_POLLS] = LongPollSlots(config.max_long_polls)
-    app.cleanup_ctx.append(kubernetes_context)
+    app.cleanup_ctx.append(partial(kubernetes_context, connect=connect))
     setup_routes(app, SERVICE_ROUTES)
     static = app.router.add_static(
         "/static/", path=str(STATIC), name="static", append_version=False
@@ -85,13 +93,17 @@ def create_app(config: WebConfig) -> web.Application:
     return app
 
 
-async def kubernetes_context(app: web.Application) -> AsyncIterator[None]:
+async def kubernetes_context(
+    app: web.Application, connect: Connect = KubeApi.connect
+) -> AsyncIterator[None]:
     """The API client and the one shared watch, for the app's lifetime."""
-    config = app[CONFIG]
-    api = await KubeApi.connect(config.kubeconfig)
-    cache = SearchCache(api.client, config.namespace)
+    config, clock = app[CONFIG], app[CLOCK]
+    api = await connect(config.kubeconfig)
+    cache = SearchCache(api.client, config.namespace, clock=clock)
     app[CACHE] = cache
-    app[AUTHORIZER] = Authorizer(config.auth, api, config.namespace, config.watcher_users)
+    app[AUTHORIZER] = Authorizer(
+        config.auth, api, config.namespace, config.watcher_users, clock=clock
+    )
     watch = asyncio.create_task(cache.run(), name="search-watch")
     try:
         yield
@@ -167,7 +179,7 @@ async def access_middleware(request: web.Request, handler: Handler) -> web.Strea
     request[CALLER] = await request.app[AUTHORIZER].authorize(request, access)
     if access.start:
         limiter = request.app[START_LIMITER]
-        wait = limiter.retry_after(request[ORIGIN].client, time.monotonic())
+        wait = limiter.retry_after(request[ORIGIN].client, request.app[CLOCK].monotonic())
         if wait:
             request.app[METRICS].refused.labels(limit="start_rate").inc()
             raise ProblemError(
@@ -195,7 +207,7 @@ async def index(_: web.Request) -> web.Response:
 
 async def healthz(request: web.Request) -> web.Response:
     cache = request.app[CACHE]
-    idle = time.monotonic() - cache.last_contact
+    idle = request.app[CLOCK].monotonic() - cache.last_contact
     if cache.synced.is_set() and idle > WATCH_STALE_SECONDS:
         return web.Response(status=503, text=f"the search watch has been silent for {idle:.0f}s\n")
     return web.Response(text="ok\n")

@@ -24,8 +24,6 @@ import binascii
 import json
 import logging
 import re
-import time
-from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
@@ -45,6 +43,7 @@ from durable_search_web.access import (
     Permission,
 )
 from durable_search_web.bounded import BoundedTtlMap, token_key
+from durable_search_web.clock import SYSTEM_CLOCK, Clock
 from durable_search_web.problems import ProblemError, status_phrase
 
 logger = logging.getLogger("durable_search_web.auth")
@@ -75,7 +74,7 @@ class Authorizer:
         own: KubeApi,
         namespace: str,
         watcher_users: frozenset[str] = frozenset(),
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
         capacity: int = CACHE_CAPACITY,
     ) -> None:
         self.mode = mode
@@ -117,13 +116,15 @@ class Authorizer:
         if caller.kind is not CallerKind.CLIENT or caller.token is None:
             raise ProblemError(403, f"not allowed to {permission.describe(self._namespace, GROUP)}")
         key = token_key(caller.token)
-        now = self._clock()
+        now = self._clock.monotonic()
         if self._unauthenticated.get(key, now):
             raise unauthenticated("the bearer token was not accepted by the API server")
         allowed = self._decisions.get((key, permission), now)
         if allowed is None:
             allowed = await self._review(caller.token, key, permission)
-            self._decisions.put((key, permission), allowed, self._clock() + DECISION_TTL_SECONDS)
+            self._decisions.put(
+                (key, permission), allowed, self._clock.monotonic() + DECISION_TTL_SECONDS
+            )
         if not allowed:
             raise ProblemError(403, f"not allowed to {permission.describe(self._namespace, GROUP)}")
 
@@ -145,7 +146,9 @@ class Authorizer:
             return await self._own.as_token(token).access_review(self._attributes(permission))
         except KubeApiError as error:
             if answered_status(error) == 401:
-                self._unauthenticated.put(key, True, self._clock() + UNAUTHENTICATED_TTL_SECONDS)
+                self._unauthenticated.put(
+                    key, True, self._clock.monotonic() + UNAUTHENTICATED_TTL_SECONDS
+                )
                 raise unauthenticated(
                     "the bearer token was not accepted by the API server"
                 ) from None
@@ -167,7 +170,7 @@ class Authorizer:
     async def _watcher_user(self, token: str) -> str:
         """The ``--watcher-user`` this token authenticates for our audience, or ""."""
         key = token_key(token)
-        cached = self._watchers.get(key, self._clock())
+        cached = self._watchers.get(key, self._clock.monotonic())
         if cached is not None:
             return cached
         try:
@@ -182,10 +185,10 @@ class Authorizer:
             raise ProblemError(502, f"token review failed: {status_phrase(error)}") from None
         user = self._reviewed_watcher(status)
         ttl = WATCHER_REVIEW_TTL_SECONDS
-        expires_in = unverified_expiry(token) - time.time()
+        expires_in = unverified_expiry(token) - self._clock.now().timestamp()
         if user and expires_in < ttl:
             ttl = max(expires_in, 0.0)  # never trust a token past its own expiry
-        self._watchers.put(key, user, self._clock() + ttl)
+        self._watchers.put(key, user, self._clock.monotonic() + ttl)
         return user
 
     def _reviewed_watcher(self, status: Body) -> str:

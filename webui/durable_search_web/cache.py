@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,18 +21,29 @@ from durable_search.errors import ApiError
 from durable_search.kube.api import custom_path
 from durable_search.kube.client import KubeClient
 from durable_search.kube.objects import version_order, without_bookkeeping
+from durable_search_web.clock import SYSTEM_CLOCK, Clock
 
 logger = logging.getLogger("durable_search_web.cache")
 
 WATCH_TIMEOUT_SECONDS = 240
 LIST_PAGE = 500
 GONE = 410  # the resourceVersion is too old to watch from: list again
-_BACKOFF = (0.5, 1, 2, 5, 10)
+BACKOFF_SECONDS = (0.5, 1, 2, 5, 10)  # after the 1st, 2nd, ... failure in a row
 
 
 class SearchCache:
-    def __init__(self, client: KubeClient, namespace: str, page_size: int = LIST_PAGE) -> None:
+    def __init__(
+        self,
+        client: KubeClient,
+        namespace: str,
+        page_size: int = LIST_PAGE,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        backoff: tuple[float, ...] = BACKOFF_SECONDS,
+    ) -> None:
         self._client = client
+        self._clock = clock
+        self._backoff = backoff
         self.namespace = namespace
         self._path = custom_path(SEARCH_PLURAL, namespace)
         self._page_size = page_size
@@ -42,7 +52,7 @@ class SearchCache:
         self.changed_at: dict[str, float] = {}  # monotonic time of each Search's last change
         self._resource_version = ""
         self.synced = asyncio.Event()
-        self.last_contact = time.monotonic()  # list, event or bookmark: the watch is alive
+        self.last_contact = clock.monotonic()  # list, event or bookmark: the watch is alive
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -79,7 +89,7 @@ class SearchCache:
 
     def _notify(self, name: str) -> None:
         if name in self._items:
-            self.changed_at[name] = time.monotonic()
+            self.changed_at[name] = self._clock.monotonic()
         else:
             self.changed_at.pop(name, None)
         event = self._changes.pop(name, None)
@@ -100,7 +110,7 @@ class SearchCache:
             except asyncio.CancelledError:
                 raise
             except Exception as error:
-                delay = _BACKOFF[min(failures, len(_BACKOFF) - 1)]
+                delay = self._backoff[min(failures, len(self._backoff) - 1)]
                 failures += 1
                 logger.warning("watch of searches failed (%s); re-listing in %ss", error, delay)
                 await asyncio.sleep(delay)
@@ -121,7 +131,7 @@ class SearchCache:
         for name in list(self._changes):
             if name in gone or name in fresh:
                 self._notify(name)
-        self.last_contact = time.monotonic()
+        self.last_contact = self._clock.monotonic()
         self.synced.set()
 
     async def _watch(self) -> bool:
@@ -132,7 +142,7 @@ class SearchCache:
         try:
             async with contextlib.aclosing(events):
                 async for event in events:
-                    self.last_contact = time.monotonic()
+                    self.last_contact = self._clock.monotonic()
                     if not self._apply(event):
                         return False
         except ApiError as error:

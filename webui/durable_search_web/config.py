@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from durable_search_web.access import Access, Caller
 from durable_search_web.auth import AuthMode, Authorizer
 from durable_search_web.cache import SearchCache
+from durable_search_web.clock import Clock
 from durable_search_web.forwarded import IPNetwork, Origin
 from durable_search_web.limits import LongPollSlots, StartLimiter
 
@@ -86,6 +87,7 @@ class WebMetrics:
 
 
 CONFIG = web.AppKey("config", WebConfig)
+CLOCK = web.AppKey("clock", Clock)  # the one clock the app reads (clock.py)
 CACHE = web.AppKey("cache", SearchCache)
 AUTHORIZER = web.AppKey("authorizer", Authorizer)
 METRICS = web.AppKey("metrics", WebMetrics)

@@ -193,11 +193,12 @@ async def run_list(
     if not items:
         print(f"no Searches in namespace {namespace}", file=sys.stderr)
         return EXIT_OK
-    print(_table(items, clock()))
+    print(search_table(items, clock()))
     return EXIT_OK
 
 
-def _table(items: Sequence[Mapping[str, Any]], moment: dt.datetime) -> str:
+def search_table(items: Sequence[Mapping[str, Any]], moment: dt.datetime) -> str:
+    """The `list` table: kubectl's columns for Searches, ages reckoned at ``moment``."""
     rows = [("NAME", "QUERY", "PHASE", "PROGRESS", "AGE", "DURATION")]
     for search in items:
         status = search.get("status") or {}

@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -15,21 +17,22 @@ from durable_search.kube.api import KubeApi
 LIVENESS_CACHE_SECONDS = 10
 
 
-async def start_health_server(
-    host: str, port: int, api: KubeApi, ready: asyncio.Event
-) -> web.AppRunner:
-    last_ok = 0.0
+def health_app(
+    api: KubeApi, ready: asyncio.Event, clock: Callable[[], float] = time.monotonic
+) -> web.Application:
+    """The endpoints; ``clock`` (monotonic seconds) times how long a liveness answer holds."""
+    last_ok = -math.inf
 
     async def healthz(_: web.Request) -> web.Response:
         # Liveness that tests something real: the API server answers us (cached for 10 s).
         nonlocal last_ok
-        if time.monotonic() - last_ok > LIVENESS_CACHE_SECONDS:
+        if clock() - last_ok > LIVENESS_CACHE_SECONDS:
             try:
                 async with asyncio.timeout(5):
                     await api.version()
             except Exception as error:
                 return web.Response(status=503, text=f"kubernetes API unreachable: {error}\n")
-            last_ok = time.monotonic()
+            last_ok = clock()
         return web.Response(text="ok\n")
 
     async def readyz(_: web.Request) -> web.Response:
@@ -46,7 +49,17 @@ async def start_health_server(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
-    runner = web.AppRunner(app, access_log=None)
+    return app
+
+
+async def start_health_server(
+    host: str,
+    port: int,
+    api: KubeApi,
+    ready: asyncio.Event,
+    clock: Callable[[], float] = time.monotonic,
+) -> web.AppRunner:
+    runner = web.AppRunner(health_app(api, ready, clock), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, host, port).start()
     return runner

@@ -121,10 +121,14 @@ class _NoCookies(http.cookiejar.DefaultCookiePolicy):
 
 
 @dataclass
-class _TlsClient:
-    """A pool for one TLS material; closed once evicted and no request uses it any more."""
+class Pool:
+    """One pool of connections: httpx's API (``client``) over an aiohttp ``session``, whose
+    connector holds the connections, the SSRF guard and the TLS context. Neither layer keeps
+    cookies. A pool for a task's own TLS material counts the requests using it (``users``) and
+    is closed once ``evicted`` and unused."""
 
     client: httpx.AsyncClient
+    session: aiohttp.ClientSession
     users: int = 0
     evicted: bool = False
 
@@ -139,15 +143,19 @@ class SharedHttpClient:
 
     def __init__(self, settings: ClientSettings = ClientSettings()) -> None:
         self.settings = settings
-        self._guarded = self._make_client(guarded=True)
+        self._guarded = self._make_pool(guarded=True)
         needs_open = settings.allow_hosts or settings.open_path_enabled
-        self._open = self._make_client(guarded=False) if needs_open else None
-        self._tls_clients: OrderedDict[tuple[str, bool], _TlsClient] = OrderedDict()
+        self._open = self._make_pool(guarded=False) if needs_open else None
+        self._tls_pools: OrderedDict[tuple[str, bool], Pool] = OrderedDict()
         self._closing: set[asyncio.Task[None]] = set()
 
-    def _make_client(
-        self, *, guarded: bool, ssl_context: ssl.SSLContext | None = None
-    ) -> httpx.AsyncClient:
+    def pools(self) -> list[Pool]:
+        """Every pool held now: the guarded one, the open one (``--allow-host`` or the
+        watcher's path), and one per task TLS material in use."""
+        held = [self._guarded] if self._open is None else [self._guarded, self._open]
+        return held + list(self._tls_pools.values())
+
+    def _make_pool(self, *, guarded: bool, ssl_context: ssl.SSLContext | None = None) -> Pool:
         connector = aiohttp.TCPConnector(
             limit=self.settings.max_connections,
             limit_per_host=self.settings.max_connections_per_host,
@@ -161,7 +169,7 @@ class SharedHttpClient:
             auto_decompress=False,
             cookie_jar=aiohttp.DummyCookieJar(),
         )
-        return httpx.AsyncClient(
+        client = httpx.AsyncClient(
             transport=AiohttpTransport(client=session),
             trust_env=False,
             follow_redirects=False,
@@ -169,6 +177,7 @@ class SharedHttpClient:
             cookies=http.cookiejar.CookieJar(policy=_NoCookies()),
             timeout=None,
         )
+        return Pool(client, session)
 
     def _guarded_socket(self, addr_info: tuple[Any, ...]) -> socket.socket:
         family, kind, proto, _canonical, sockaddr = addr_info
@@ -184,24 +193,24 @@ class SharedHttpClient:
         host = (urlsplit(request.url).hostname or "").lower()
         return request.open_path or host in self.settings.allow_hosts
 
-    def _client_for(self, request: OutgoingRequest) -> httpx.AsyncClient:
+    def _pool_for(self, request: OutgoingRequest) -> Pool:
         return self._open if self._is_open(request) and self._open else self._guarded
 
-    def _tls_client_for(self, request: OutgoingRequest, material: TlsMaterial) -> _TlsClient:
+    def _tls_pool_for(self, request: OutgoingRequest, material: TlsMaterial) -> Pool:
         key = (material.fingerprint, self._is_open(request))
-        entry = self._tls_clients.get(key)
+        entry = self._tls_pools.get(key)
         if entry is None:
             context = build_context(material)  # InvalidRequestError when it is broken
-            entry = _TlsClient(self._make_client(guarded=not key[1], ssl_context=context))
-            self._tls_clients[key] = entry
-            while len(self._tls_clients) > MAX_TLS_CLIENTS:
-                _, old = self._tls_clients.popitem(last=False)
+            entry = self._make_pool(guarded=not key[1], ssl_context=context)
+            self._tls_pools[key] = entry
+            while len(self._tls_pools) > MAX_TLS_CLIENTS:
+                _, old = self._tls_pools.popitem(last=False)
                 old.evicted = True
                 self._close_if_unused(old)
-        self._tls_clients.move_to_end(key)
+        self._tls_pools.move_to_end(key)
         return entry
 
-    def _close_if_unused(self, entry: _TlsClient) -> None:
+    def _close_if_unused(self, entry: Pool) -> None:
         if entry.evicted and entry.users == 0:
             task = asyncio.get_running_loop().create_task(entry.client.aclose())
             self._closing.add(task)
@@ -211,8 +220,9 @@ class SharedHttpClient:
         self, request: OutgoingRequest, *, timeout: float, max_body_bytes: int
     ) -> IncomingResponse:
         if request.tls is None:
-            return await self._send(self._client_for(request), request, timeout, max_body_bytes)
-        entry = self._tls_client_for(request, request.tls)
+            pool = self._pool_for(request)
+            return await self._send(pool.client, request, timeout, max_body_bytes)
+        entry = self._tls_pool_for(request, request.tls)
         entry.users += 1
         try:
             return await self._send(entry.client, request, timeout, max_body_bytes)
@@ -270,12 +280,9 @@ class SharedHttpClient:
         )
 
     async def aclose(self) -> None:
-        await self._guarded.aclose()
-        if self._open is not None:
-            await self._open.aclose()
-        for entry in self._tls_clients.values():
-            await entry.client.aclose()
-        self._tls_clients.clear()
+        for pool in self.pools():
+            await pool.client.aclose()
+        self._tls_pools.clear()
         if self._closing:
             await asyncio.gather(*self._closing, return_exceptions=True)
 

@@ -102,9 +102,13 @@ async def perform(
     response_policy: ResponsePolicy,
     clock: Callable[[], dt.datetime],
     location_headers: Sequence[str] = ("location",),
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> Exchange:
+    """Send ``request`` and follow its redirects, all within ``timeout`` seconds: each hop is
+    given what is left of it. ``clock`` stamps the exchange's start; ``monotonic`` measures
+    its duration and the time left."""
     started = clock()
-    begun = time.monotonic()
+    begun = monotonic()
     url, method, body = request.url, request.method, request.body
     redactor = Redactor(request.secrets)
     try:
@@ -117,7 +121,7 @@ async def perform(
                         "blocked: a redirect to another origin would carry the body read from "
                         f"bodyFrom ({redactor.redact(cut(url, 512))})"
                     )
-                remaining = max(timeout - (time.monotonic() - begun), 0.001)
+                remaining = max(timeout - (monotonic() - begun), 0.001)
                 response = await client.send(
                     OutgoingRequest(
                         method,
@@ -159,7 +163,7 @@ async def perform(
         result = no_answer(error, redactor)
     else:
         result = _answer(response, response_policy, redactor, location_headers)
-    duration_ms = int((time.monotonic() - begun) * 1000)
+    duration_ms = int((monotonic() - begun) * 1000)
     return Exchange(result=result, url=url, started=started, duration_ms=duration_ms)
 
 
