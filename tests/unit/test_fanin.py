@@ -9,7 +9,7 @@ from durable_search.api.models import ProviderSpec, SearchSpec
 from durable_search.engine import fanin
 from durable_search.engine.fanout import SearchRef, plan_results
 from durable_search.engine.names import child_name
-from durable_search.engine.page import output_html, text_body
+from durable_search.engine.page import output_html
 
 NOW = dt.datetime(2026, 11, 26, 8, 0, 0, tzinfo=dt.UTC)
 REF = SearchRef("s1", "ns", "uid-1")
@@ -83,21 +83,6 @@ def test_terminate_and_expire_close_the_unfinished_providers() -> None:
     assert expired["phase"] == "Completed"
     assert expired["results"][1]["outcome"] == "TimedOut"
     assert expired["conditions"][0]["reason"] == "DeadlineExceeded"
-
-
-def test_output_joins_pages_and_no_results_with_hr() -> None:
-    results = [
-        {"name": "a", "httpTaskName": A, "outcome": "Succeeded"},
-        {"name": "b", "httpTaskName": B, "outcome": "HttpError"},
-        {"name": "c", "httpTaskName": C, "outcome": "TransportError"},
-    ]
-    html = output_html(results, {A: "<p>A</p>", B: "<p>404 page</p>"})
-    assert html == "<p>A</p><hr/><h1>No Results</h1><hr/><h1>No Results</h1>"
-
-
-def test_binary_bodies_are_not_pages() -> None:
-    assert text_body({"response": {"body": "AAEC", "encoding": "base64"}}) is None
-    assert text_body({"response": {"body": "<p/>", "encoding": "utf-8"}}) == "<p/>"
 
 
 def test_transitions_name_the_events_users_care_about() -> None:
