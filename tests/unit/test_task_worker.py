@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import Mapping
 from typing import Any
@@ -122,3 +124,33 @@ async def test_an_unexpected_error_while_preparing_is_an_internal_outcome_not_a_
     (recorded,) = api.written
     assert (recorded["outcome"], recorded["conditions"][0]["reason"]) == ("Invalid", "Internal")
     assert http.sent == []
+
+
+class HangingHttp(FakeHttp):
+    """A site that never answers: the exchange stays in flight until it is cancelled."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_flight = asyncio.Event()
+
+    async def send(
+        self, request: OutgoingRequest, *, timeout: float, max_body_bytes: int
+    ) -> IncomingResponse:
+        self.sent.append(request)
+        self.in_flight.set()
+        await asyncio.Event().wait()
+        raise AssertionError("never answered")
+
+
+async def test_a_worker_cancelled_mid_exchange_leaves_no_task_behind() -> None:
+    api, http = FakeApi(refusals=0), HangingHttp()
+    before = asyncio.all_tasks()
+    worker = asyncio.create_task(run_task(context(api, http, FakeCredentials()), ("ns", "t")))
+    await asyncio.wait_for(http.in_flight.wait(), 5)
+    worker.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await worker
+    await asyncio.sleep(0)  # cancelled tasks finish on the loop's next turn
+    left = [task for task in asyncio.all_tasks() - before if not task.done()]
+    assert left == [], "the exchange and its change waiter end with the worker"
+    assert api.written == []

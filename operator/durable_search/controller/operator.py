@@ -268,6 +268,9 @@ async def leave_ring(membership: Membership, runtime: Runtime, drain_seconds: fl
     await runtime.release_all()
     if not await runtime.drained(drain_seconds):
         logger.warning("ring %s: drain timed out; cancelling what is left", membership.ring)
+        # Now, not when kopf stops: kopf gives the loop's tasks 5 s more before it cancels
+        # them, and an exchange finishing then would be recorded past the drain.
+        await runtime.stop()
 
 
 async def own_service_account(api: KubeApi) -> tuple[str, str] | None:

@@ -348,6 +348,7 @@ async def _perform_unless_stopped(
             location_headers=spec.async_.location_headers,
         )
     )
+    changed: asyncio.Task[bool] | None = None
     try:
         while not exchange.done():
             changed = asyncio.create_task(ctx.store.changed(key, None))
@@ -366,6 +367,10 @@ async def _perform_unless_stopped(
                 return None
     except asyncio.CancelledError:
         exchange.cancel()
+        if changed is not None:
+            # Else it would wait for a signal nobody sets again, outliving this worker (and
+            # holding up kopf's shutdown, which waits 5 s for the loop's tasks).
+            changed.cancel()
         raise
     return exchange.result()
 
