@@ -284,6 +284,24 @@ def _profile(pid: int, out: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+def page_providers(env: Environment, tag: str) -> list[dict[str, Any]]:
+    """Inline providers: the demo site's pages, answering in ``LATENCY`` seconds."""
+    return [
+        {"name": f"p{i}", "url": env.site.url(f"{tag}-{i}", delay=LATENCY)}
+        for i in range(PROVIDERS)
+    ]
+
+
+def search_manifest(prefix: str, query: str, providers: list[dict[str, Any]]) -> dict[str, Any]:
+    """A Search over ``providers`` under a fresh name starting with ``prefix``."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Search",
+        "metadata": {"name": f"{prefix}-{uuid.uuid4().hex[:12]}"},
+        "spec": {"query": query, "providers": providers},
+    }
+
+
 async def searches(
     env: Environment,
     kube: Kube,
@@ -295,19 +313,11 @@ async def searches(
 ) -> Any:
     path = f"/apis/{GROUP}/{VERSION}/namespaces/{env.namespace}/searches"
     completions = Completions(kube, env.namespace)
-    providers = [
-        {"name": f"p{i}", "url": env.site.url(f"bench-{i}", delay=LATENCY)}
-        for i in range(PROVIDERS)
-    ]
+    providers = page_providers(env, "bench")
 
     async def search() -> float:
-        name = f"b-{uuid.uuid4().hex[:12]}"
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "Search",
-            "metadata": {"name": name},
-            "spec": {"query": "benchmark", "providers": providers},
-        }
+        body = search_manifest("b", "benchmark", providers)
+        name = body["metadata"]["name"]
         began = time.perf_counter()
         await kube.request("POST", path, body)
         return await completions.wait(name) - began

@@ -26,11 +26,10 @@ import datetime as dt
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-from bench.compare import LATENCY, PROVIDERS, Completions
+from bench.compare import LATENCY, Completions, page_providers, search_manifest
 from bench.environment import Environment, environment
 from bench.kube import Kube
 from bench.report import emit
@@ -85,21 +84,13 @@ async def run(env: Environment, searches: int, warmup: int) -> dict[str, Any]:
     kube = Kube(env.plane)
     completions = Completions(kube, env.namespace)
     path = f"/apis/{GROUP}/{VERSION}/namespaces/{env.namespace}/searches"
-    providers = [
-        {"name": f"p{i}", "url": env.site.url(f"stage-{i}", delay=LATENCY)}
-        for i in range(PROVIDERS)
-    ]
+    providers = page_providers(env, "stage")
     rows: list[dict[str, float]] = []
     try:
         await asyncio.sleep(1)
         for number in range(warmup + searches):
-            name = f"st-{uuid.uuid4().hex[:12]}"
-            body = {
-                "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": "Search",
-                "metadata": {"name": name},
-                "spec": {"query": "stages", "providers": providers},
-            }
+            body = search_manifest("st", "stages", providers)
+            name = body["metadata"]["name"]
             # Wall clock, to compare with the operator's timestamps (same machine); the watch
             # notes the moment it saw the Search finished on the monotonic clock.
             began, began_mono = time.time(), time.perf_counter()

@@ -27,10 +27,17 @@ PROVIDERS = ("a", "b")
 
 
 def member(
-    start_operator: Callable[..., OperatorProcess], namespace: str, identity: str
+    start_operator: Callable[..., OperatorProcess],
+    namespace: str,
+    identity: str,
+    drain_seconds: int = 10,
 ) -> OperatorProcess:
     return start_operator(
-        namespace, LOOPBACK, "--ring=test", f"--identity={identity}", "--drain-seconds=10"
+        namespace,
+        LOOPBACK,
+        "--ring=test",
+        f"--identity={identity}",
+        f"--drain-seconds={drain_seconds}",
     )
 
 
@@ -181,9 +188,7 @@ def test_a_leave_past_its_drain_cancels_the_rest_and_the_other_member_sends_each
     start_operator: Callable[..., OperatorProcess],
 ) -> None:
     searches = Searches(api_client, isolated_namespace)
-    leaving = start_operator(
-        isolated_namespace, LOOPBACK, "--ring=test", "--identity=d1", "--drain-seconds=1"
-    )
+    leaving = member(start_operator, isolated_namespace, "d1", drain_seconds=1)
     member(start_operator, isolated_namespace, "d2")
     time.sleep(2)
     names = wave(searches, demo_site, "drain", 12, 10.0)
