@@ -371,19 +371,21 @@ def test_a_providers_rate_limit_spaces_the_requests_of_many_searches(
     assert offsets[-1] < 7 * 0.5 + 2.0, offsets
 
 
-def test_a_429_with_retry_after_holds_back_the_namespaces_other_tasks_to_that_origin(
+@pytest.mark.parametrize("code", [429, 503])
+def test_a_429_or_503_with_retry_after_holds_back_the_namespaces_other_tasks_to_that_origin(
     api_client: client.ApiClient,
     namespace: str,
     operator: object,
     site: DemoSite,
     other_site: DemoSite,
+    code: int,
 ) -> None:
     busy = f"{namespace}-busy"
     create_task(
         api_client,
         namespace,
         "first",
-        {"request": {"url": f"{site.base}/busy?key={busy}&after=4"}},
+        {"request": {"url": f"{site.base}/busy?key={busy}&after=4&status={code}"}},
     )
     eventually(lambda: bool(received(site, busy)), timeout=20, message="the first request arrives")
     answered = received(site, busy)[0].at
@@ -402,7 +404,7 @@ def test_a_429_with_retry_after_holds_back_the_namespaces_other_tasks_to_that_or
         status = wait_task(api_client, namespace, name, timeout=30)["status"]
         assert status["outcome"] == "Succeeded", (name, status)
     first = wait_task(api_client, namespace, "first")["status"]
-    assert first["attempts"] == 2  # the 429, then the retry after Retry-After
+    assert first["attempts"] == 2  # the 429 or 503, then the retry after Retry-After
 
     def arrival(site: DemoSite, key: str) -> float:
         [one] = received(site, key)
@@ -411,7 +413,7 @@ def test_a_429_with_retry_after_holds_back_the_namespaces_other_tasks_to_that_or
     same = arrival(site, f"{namespace}-same")
     other = arrival(other_site, f"{namespace}-other")
     short = arrival(site, f"{namespace}-short")
-    assert same >= 3.8, f"same origin sent {same:.2f}s after the 429 (Retry-After: 4)"
+    assert same >= 3.8, f"same origin sent {same:.2f}s after the {code} (Retry-After: 4)"
     assert other < 2.5, f"another origin was held back too: {other:.2f}s"
     assert 0.8 <= short < 3.0, f"a hold is clamped to maxIntervalSeconds (1): {short:.2f}s"
     # Held back, but not an attempt more, and the status says nothing of it.

@@ -1,10 +1,10 @@
 """A site that records every request it receives (arrival time, method, body) and can say 429.
 
 ``/record?key=K`` answers 200 with the body it received echoed back (so a test can prove a body
-read from a Secret is redacted from status); ``/busy?key=K&after=S`` answers its first request
-429 with ``Retry-After: S`` and every later one 200. ``/stats`` returns what each key received,
-with arrival times on this process's ``time.monotonic()`` clock (the site runs in a thread of
-the test process, so tests compare them with their own).
+read from a Secret is redacted from status); ``/busy?key=K&after=S[&status=503]`` answers its
+first request 429 (or ``status``) with ``Retry-After: S`` and every later one 200. ``/stats``
+returns what each key received, with arrival times on this process's ``time.monotonic()`` clock
+(the site runs in a thread of the test process, so tests compare them with their own).
 """
 
 from __future__ import annotations
@@ -60,7 +60,9 @@ async def busy(request: web.Request) -> web.Response:
     key, _ = await _received(request)
     if len(request.app[STATE].requests[key]) == 1:
         return web.Response(
-            status=429, text="slow down", headers={"Retry-After": request.query.get("after", "2")}
+            status=int(request.query.get("status", "429")),
+            text="slow down",
+            headers={"Retry-After": request.query.get("after", "2")},
         )
     return web.Response(text="fine now")
 
